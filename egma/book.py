@@ -106,6 +106,7 @@ def execute_chapter(chapter: Chapter, out_dir: Path, parameters: dict[str, objec
     """Execute one chapter with papermill into `out_dir/NN_name.ipynb`; raise ChapterFailed on error."""
     out_dir.mkdir(parents=True, exist_ok=True)
     executed = out_dir / f"{chapter.name}.ipynb"
+    _put_repo_on_kernel_path()
     try:
         papermill.execute_notebook(to_notebook(chapter.source), str(executed), parameters=parameters,
                                    kernel_name=KERNEL_NAME, cwd=str(chapter.source.parent),
@@ -116,25 +117,27 @@ def execute_chapter(chapter: Chapter, out_dir: Path, parameters: dict[str, objec
 
 
 def run_chapters(chapters: list[Chapter], out_dir: Path, parameters: dict[str, object],
-                 progress_bar: bool = False, log=print) -> dict[str, float]:
+                 progress_bar: bool = False) -> dict[str, float]:
     """Execute the chapters in order, stop at the first failure; returns wall seconds per chapter.
 
     The timings of every chapter executed so far are written to `out_dir/timings.json`.
     """
-    _put_repo_on_kernel_path()
     timings_path = out_dir / TIMINGS_FILE
     timings = json.loads(timings_path.read_text()) if timings_path.exists() else {}
     this_run: dict[str, float] = {}
     for index, chapter in enumerate(chapters, start=1):
-        log(f"[{index}/{len(chapters)}] {chapter.name} ...", flush=True)
+        print(f"[{index}/{len(chapters)}] {chapter.name} ...", flush=True)
         start = time.perf_counter()
         try:
             execute_chapter(chapter, out_dir, parameters, progress_bar)
-        finally:
-            seconds = round(time.perf_counter() - start, 1)
+        except ChapterFailed:
+            print(f"[{index}/{len(chapters)}] {chapter.name} FAILED after "
+                  f"{time.perf_counter() - start:.1f} s", flush=True)
+            raise
+        seconds = round(time.perf_counter() - start, 1)
         this_run[chapter.name] = timings[chapter.name] = seconds
         timings_path.write_text(json.dumps(timings, indent=1, sort_keys=True) + "\n")
-        log(f"[{index}/{len(chapters)}] {chapter.name} done in {seconds:.1f} s", flush=True)
+        print(f"[{index}/{len(chapters)}] {chapter.name} done in {seconds:.1f} s", flush=True)
     return this_run
 
 
@@ -168,13 +171,12 @@ def build_html(project_root: Path = REPO_ROOT, builder: str = "html") -> Path:
     return project_root / "book" / "_build" / builder
 
 
-def build_book(executed_dir: Path, chapters: list[Chapter], project_root: Path = REPO_ROOT,
-               log=print) -> Path:
+def build_book(executed_dir: Path, chapters: list[Chapter], project_root: Path = REPO_ROOT) -> Path:
     """Stage the executed chapters and build the HTML; returns the HTML folder."""
     stage_chapters(executed_dir, chapters, project_root / "book" / "chapters")
     start = time.perf_counter()
     html = build_html(project_root)
-    log(f"HTML book built in {time.perf_counter() - start:.1f} s: {html / 'index.html'}", flush=True)
+    print(f"HTML book built in {time.perf_counter() - start:.1f} s: {html / 'index.html'}", flush=True)
     return html
 
 
@@ -191,6 +193,13 @@ def _short_error(error: Exception) -> str:
     return f"{type(error).__name__}: {error}"
 
 
+def _param_argument(text: str) -> tuple[str, object]:
+    try:
+        return parse_param(text)
+    except ValueError as error:  # argparse shows an ArgumentTypeError's own message
+        raise argparse.ArgumentTypeError(str(error)) from error
+
+
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m egma.book", description=__doc__.split("\n\n")[0])
     parser.add_argument("command", choices=["run", "build", "all"])
@@ -199,26 +208,25 @@ def _parse_args(argv: list[str] | None) -> argparse.Namespace:
                         help="comma-separated chapter numbers to run and/or build, e.g. 1,2 (default: all)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "_executed",
                         help="executed notebooks go to OUT/PRESET/ (default: _executed)")
-    parser.add_argument("--param", action="append", default=[], type=parse_param, metavar="KEY=VALUE",
+    parser.add_argument("--param", action="append", default=[], type=_param_argument, metavar="KEY=VALUE",
                         help="a parameter for every chapter (repeatable); overrides run_dir, data_root, ...")
-    parser.add_argument("--progress", action="store_true", help="show papermill's per-cell progress bar")
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parse_args(argv)
-    chapters = find_chapters()
     executed_dir = args.out.resolve() / args.preset
     try:
+        chapters = select_chapters(find_chapters(), args.chapters)
+        if not chapters:
+            raise ValueError(f"no chapter notebooks/NN_name.py in {REPO_ROOT / 'notebooks'}")
         if args.command in ("run", "all"):
             parameters = {**default_parameters(args.preset), **dict(args.param)}
-            print(f"running {len(select_chapters(chapters, args.chapters))} chapter(s), preset "
-                  f"{args.preset!r}, into {executed_dir}; parameters {parameters}", flush=True)
-            timings = run_chapters(select_chapters(chapters, args.chapters), executed_dir, parameters,
-                                   progress_bar=args.progress)
-            print(f"all chapters ran in {sum(timings.values()):.1f} s", flush=True)
+            print(f"running {len(chapters)} chapter(s) into {executed_dir} with {parameters}", flush=True)
+            timings = run_chapters(chapters, executed_dir, parameters, progress_bar=sys.stderr.isatty())
+            print(f"{len(timings)} chapter(s) ran in {sum(timings.values()):.1f} s", flush=True)
         if args.command in ("build", "all"):
-            build_book(executed_dir, select_chapters(chapters, args.chapters))
+            build_book(executed_dir, chapters)
     except (ChapterFailed, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"egma.book: {error}", file=sys.stderr)
         return 1

@@ -5,6 +5,7 @@ override single fields with `dataclasses.replace` when an experiment needs it.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field, replace
 
 
@@ -22,8 +23,6 @@ class PhantomConfig:
     n_siim: int = 200
     n_chexpert_train: int = 200      # multi-label CheXpert-style train.csv for linear probing
     downstream_image_size: int = 256
-    screen_px: tuple[int, int] = (1920, 1080)  # reading-room screen the phantom's gaze is recorded on
-    screen_px_per_deg: float = 44.0  # a 24" 1080p screen at ~70 cm
 
 
 @dataclass(frozen=True)
@@ -39,10 +38,20 @@ class GazeConfig:
     merge_max_deg: float = 0.5       # ... when their centres are this close (Olsen 2012 I-VT filter)
     min_fixation_s: float = 0.06
     eye_voice_lead_s: float = 0.75   # gaze window opens this long before the sentence is spoken
-    sigma_deg: float = 1.0           # Gaussian per fixation, in degrees of visual angle
+    sigma_deg: float = 0.5           # Gaussian per fixation, degrees: 2 sigma = the fovea's ~1 deg radius
     gaussian_truncate: float = 3.0   # Gaussians are cut at this many sigmas (sets the support of GL)
     default_px_per_deg: float = 40.0  # when a reading gives no angular resolution
     patch_label_threshold: float = 0.0  # GL = GS > threshold after area pooling (GS max-normalised)
+    # EGD-CXR display geometry (for its px_per_deg): the screen resolution is published; its width
+    # and the viewing distance are not -- a 24" 16:9 monitor and the GP3's nominal 65 cm are assumed.
+    egd_screen_px: tuple[int, int] = (1920, 1080)
+    egd_screen_width_mm: float = 531.0
+    egd_viewing_distance_mm: float = 650.0
+
+    @property
+    def egd_screen_px_per_deg(self) -> float:
+        """Screen pixels spanned by one degree of visual angle at the viewing distance."""
+        return self.egd_viewing_distance_mm * math.tan(math.radians(1.0)) / (self.egd_screen_width_mm / self.egd_screen_px[0])
 
 
 @dataclass(frozen=True)

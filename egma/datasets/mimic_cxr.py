@@ -31,6 +31,12 @@ def jpg_path(root: str | Path, subject_id: str, study_id: str, dicom_id: str) ->
     return Path(root) / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study_id}" / f"{dicom_id}.jpg"
 
 
+def report_path(root: str | Path, subject_id: str, study_id: str) -> Path:
+    """MIMIC-CXR's files/pXX/p<subject>/s<study>.txt."""
+    subject = str(subject_id)
+    return Path(root) / "files" / f"p{subject[:2]}" / f"p{subject}" / f"s{study_id}.txt"
+
+
 def image_table(meta: Path, chexpert: Path, split: Path) -> pd.DataFrame:
     """One row per image: ids as text, Rows/Columns, ViewPosition, split and the 14 labels.
 
@@ -75,7 +81,7 @@ def read_mimic_cxr_jpg(root: str | Path, reports_root: str | Path | None = None,
             continue
         sentences: list[str] = []
         if reports_root is not None:
-            report = jpg_path(reports_root, row.subject_id, row.study_id, "x").parent.with_suffix(".txt")
+            report = report_path(reports_root, row.subject_id, row.study_id)
             if not report.is_file():
                 problems.add(report, f"report of study {row.study_id} not found")
                 continue

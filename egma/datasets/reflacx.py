@@ -53,6 +53,7 @@ class ReflacxCase:
     split: str
     transcription: str                   # transcription.txt, or the words joined when it is absent
     boxes: dict[str, list[tuple[float, float, float, float]]]
+    listed_at: tuple[Path, int]          # metadata file and 1-based data row of this reading
 
 
 def metadata_files(root: Path) -> list[Path]:
@@ -63,7 +64,7 @@ def metadata_files(root: Path) -> list[Path]:
 
 
 def read_metadata(root: Path) -> pd.DataFrame:
-    """All metadata rows, with `_file` and `_row` (1-based data row) kept for error messages."""
+    """All metadata rows, with `source_file` and `source_row` (1-based data row) kept for error messages."""
     files = metadata_files(root)
     if not files:
         raise DataFormatError(root / "main_data", "no metadata_phase_*.csv or metadata.csv found")
@@ -72,7 +73,7 @@ def read_metadata(root: Path) -> pd.DataFrame:
         table = read_table(path, METADATA_COLUMNS, numeric=("image_size_x", "image_size_y"),
                            not_null=("id", "dicom_id", "subject_id", "image_size_x", "image_size_y"))
         table["discarded"] = parse_bool(path, table["eye_tracking_data_discarded"], "eye_tracking_data_discarded")
-        table["_file"], table["_row"] = str(path), np.arange(1, len(table) + 1)
+        table["source_file"], table["source_row"] = str(path), np.arange(1, len(table) + 1)
         parts.append(table)
     return pd.concat(parts, ignore_index=True)
 
@@ -111,7 +112,8 @@ def read_reflacx(root: str | Path, images_root: str | Path | None = None, *, sam
             else:
                 image_path = jpg_path(images_root, case.subject_id, case.study_id, case.dicom_id)
                 if not image_path.is_file():
-                    problems.add(image_path, f"image of REFLACX reading {case.reading.reading_id} not found")
+                    problems.add(case.listed_at[0], f"image file {image_path} not found",
+                                 row=case.listed_at[1], column="dicom_id")
                     continue
             study = by_image[case.dicom_id] = Study(
                 study_id=case.study_id, subject_id=case.subject_id, dicom_id=case.dicom_id,
@@ -135,7 +137,7 @@ def _read_case(root: Path, row, samples: bool, problems: ProblemLog) -> ReflacxC
         needed.append(root / "gaze_data" / row.id / "gaze.csv")
     missing = [p for p in needed if not p.is_file()]
     for path in missing:
-        problems.add(path, f"file of REFLACX reading {row.id} (metadata row {row._row}) is missing")
+        problems.add(path, f"file of REFLACX reading {row.id} (metadata row {row.source_row}) is missing")
     if missing:
         return None
     fixations, fixation_res = read_fixations(folder / "fixations.csv")
@@ -153,7 +155,7 @@ def _read_case(root: Path, row, samples: bool, problems: ProblemLog) -> ReflacxC
         dicom_id=row.dicom_id, subject_id=str(row.subject_id), study_id=study.group(1) if study else "",
         image=row.image, image_size=(int(row.image_size_y), int(row.image_size_x)), split=row.split,
         transcription=text_file.read_text(encoding="utf-8") if text_file.is_file() else transcript.text,
-        boxes=read_boxes(folder))
+        boxes=read_boxes(folder), listed_at=(Path(row.source_file), int(row.source_row)))
 
 
 def read_fixations(path: Path) -> tuple[FixationTable, tuple[float, float] | None]:

@@ -7,6 +7,7 @@ after the header (so row r is line r + 1 of the file).
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -29,36 +30,44 @@ def read_table(path: str | Path, required: tuple[str, ...] | list[str], *,
     The returned frame keeps a RangeIndex, so index i is data row i + 1.
     """
     path = Path(path)
+    wanted = list(dict.fromkeys([*required, *numeric, *not_null, *optional]))
+    # One pass of the C parser with numeric columns parsed as floats; only a file with a bad number
+    # is read again as text, so that to_float can name the row.
+    numeric_types = defaultdict(lambda: str, {c: "float64" for c in numeric})
     try:
-        header = pd.read_csv(path, nrows=0)
+        try:
+            frame = _read_csv(path, wanted, numeric_types)
+        except ValueError:
+            frame = _read_csv(path, wanted, str)
     except (pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise DataFormatError(path, f"not a readable CSV file ({err})") from None
-    present = {c.strip(): c for c in header.columns}
-    for column in required:
-        if column not in present:
-            raise DataFormatError(path, f"missing column; the header has {sorted(present)}", column=column)
-    wanted = list(dict.fromkeys([*required, *numeric, *not_null, *[c for c in optional if c in present]]))
-    # Numeric columns are parsed by pandas' C parser; only a column that fails to parse as numbers
-    # takes the slow text path, which finds the offending row.
-    text_columns = {present[c]: str for c in wanted if c not in numeric}
-    frame = pd.read_csv(path, usecols=[present[c] for c in wanted], dtype=text_columns,
-                        keep_default_na=False, na_values=["", "nan", "NaN"])
     frame.columns = [c.strip() for c in frame.columns]
+    for column in required:
+        if column not in frame:
+            raise DataFormatError(path, "missing column", column=column)
     for column in not_null:
         blank = frame[column].isna().to_numpy()
         if blank.any():
             raise DataFormatError(path, "empty value", row=int(np.argmax(blank)) + 1, column=column)
     for column in numeric:
-        values = frame[column]
-        if pd.api.types.is_numeric_dtype(values) or pd.api.types.is_bool_dtype(values):
-            frame[column] = values.astype("float64")
-        else:
-            frame[column] = to_float(path, values, column)
+        if column in frame:
+            frame[column] = to_float(path, frame[column], column)
     return frame
+
+
+def _read_csv(path: Path, wanted: list[str], dtype) -> pd.DataFrame:
+    return pd.read_csv(path, usecols=lambda c: c.strip() in wanted, dtype=dtype,
+                       keep_default_na=False, na_values=["", "nan", "NaN"])
 
 
 def to_float(path: Path, values: pd.Series, column: str, row_offset: int = 0) -> pd.Series:
     """Parse a text column as float64; a non-blank value that is not a number is an error."""
+    if pd.api.types.is_float_dtype(values):
+        return values
+    try:
+        return pd.to_numeric(values).astype("float64")
+    except (ValueError, TypeError):
+        pass   # a bad value, or True/False text: the slow path below converts or locates it
     text = values.astype("string").str.strip()
     text = text.mask(text.str.lower() == "true", "1").mask(text.str.lower() == "false", "0")
     parsed = pd.to_numeric(text, errors="coerce").astype("float64")

@@ -107,8 +107,12 @@ def _candidate_runs(pos_deg: np.ndarray, rate: float, cfg: GazeConfig, method: s
         min_samples = max(2, int(round(cfg.min_fixation_s * rate)))
         with warnings.catch_warnings():  # all-NaN windows during blinks
             warnings.simplefilter("ignore", RuntimeWarning)
-            return _events_to_runs(idt(pos_deg, timesteps=index, minimum_duration=min_samples,
-                                       dispersion_threshold=cfg.idt_dispersion_deg))
+            starts, stops = _events_to_runs(idt(pos_deg, timesteps=index, minimum_duration=min_samples,
+                                                dispersion_threshold=cfg.idt_dispersion_deg))
+        # pymovements 0.28 ends a NaN-free I-DT window on the first sample that breaks the
+        # threshold; give that sample back to the saccade.
+        spread = np.array([np.ptp(pos_deg[a:b], axis=0).sum() for a, b in zip(starts, stops)])
+        return starts, stops - (spread > cfg.idt_dispersion_deg)
     velocity = _velocity(pos_deg, rate, cfg.velocity_window_s)
     if method == "ivt":
         return _events_to_runs(ivt(velocity, timesteps=index, minimum_duration=0,
@@ -145,6 +149,8 @@ def detect_fixations(samples: GazeSamples, cfg: GazeConfig, reading_id: str = "<
     if len(pos_deg) < 6:
         return FixationTable(*(np.empty(0) for _ in range(4)))
     starts, stops = _candidate_runs(pos_deg, grid.rate_hz, cfg, method)
+    if len(starts) == 0:
+        return FixationTable(*(np.empty(0) for _ in range(4)))
 
     # Merge neighbours split by a short, sample-complete gap (micro-saccades, velocity noise).
     lost_before = np.concatenate([[0], np.cumsum(np.isnan(grid.x))])

@@ -56,10 +56,10 @@ def lung_mask_names() -> tuple[str, ...]:
 
 
 @lru_cache(maxsize=600)
-def lung_mask(index: int) -> np.ndarray | None:
+def lung_mask(index: int) -> tuple[np.ndarray, float] | None:
     """Lung mask `index` cropped to the lungs and resampled to LUNG_MASK_SIZE^2 (bool, image left =
-    patient right), or None when the mask is not a plausible pair of PA lungs (empty, one lung,
-    lungs of very different size or not side by side)."""
+    patient right) with the crop's width / height, or None when the mask is not a plausible pair
+    of PA lungs (empty, one lung, lungs of very different size or not side by side)."""
     name = lung_mask_names()[index]
     path = _path("semantic_masks_v7labs_lungs.zip")
     with zipfile.ZipFile(path) as archive:
@@ -85,16 +85,16 @@ def lung_mask(index: int) -> np.ndarray | None:
         return None
     crop = lungs[ys.min():ys.max() + 1, xs.min():xs.max() + 1].astype(np.float32)
     zoom = (LUNG_MASK_SIZE / crop.shape[0], LUNG_MASK_SIZE / crop.shape[1])
-    return ndimage.zoom(crop, zoom, order=1) > 0.5
+    return ndimage.zoom(crop, zoom, order=1) > 0.5, width / height
 
 
-def plausible_lung_mask(seed_index: int) -> np.ndarray:
+def plausible_lung_mask(seed_index: int) -> tuple[np.ndarray, float]:
     """The first plausible lung mask at or after `seed_index` (cyclically)."""
     count = len(lung_mask_names())
     for step in range(count):
-        mask = lung_mask((seed_index + step) % count)
-        if mask is not None:
-            return mask
+        found = lung_mask((seed_index + step) % count)
+        if found is not None:
+            return found
     raise DataFormatError(_path("semantic_masks_v7labs_lungs.zip"), "no plausible lung mask")
 
 

@@ -26,10 +26,10 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from egma.config import PhantomConfig
+from egma.config import GazeConfig, PhantomConfig
 from egma.datasets.study import FixationTable, GazeSamples, Reading, Study, Transcript
 from egma.phantom import downstream, truth
-from egma.phantom.anatomy import region_mask, render_radiograph
+from egma.phantom.render import region_mask, render_radiograph
 from egma.phantom.dictation import dictate, phrases
 from egma.phantom.gaze_sim import dataset_fixations, simulate_reading
 from egma.phantom.render_pool import save_image
@@ -74,15 +74,15 @@ def plan_studies(cfg: PhantomConfig) -> list[StudyJob]:
         if i == 0 or rng.random() > 0.1:   # about one patient in ten has a second study
             subject += int(rng.integers(1, 2000))
         n_readings = int(rng.choice((2, 3))) if rng.random() < cfg.multi_reader_fraction else 1
+        dicom = "-".join(_hex(rng, 4) for _ in range(5))
         plans = []
         for r in range(n_readings):
             if r == 0 and rng.random() < cfg.egd_fraction:
-                plans.append(ReadingPlan(f"egd-{i:05d}", "egd-radiologist", "egd-cxr"))
+                plans.append(ReadingPlan(dicom, "egd-cxr", "egd-cxr"))  # EGD-CXR names a reading by its image
             else:
                 reflacx_n += int(rng.integers(1, 50))
                 plans.append(ReadingPlan(f"P300R{reflacx_n:06d}", f"reflacx-radiologist-{int(rng.integers(1, N_REFLACX_READERS + 1))}",
                                          "reflacx"))
-        dicom = "-".join(_hex(rng, 4) for _ in range(5))
         jobs.append(StudyJob(i, str(subject), str(50_000_000 + 7 * i + int(rng.integers(0, 7))), dicom,
                              str(rng.choice(SPLITS, p=SPLIT_P)), report, tuple(plans)))
     return jobs
@@ -98,25 +98,29 @@ def _sentence_masks(rendered, report: PhantomReport) -> list[np.ndarray]:
     return masks
 
 
-def _make_study(args) -> dict:
-    """Render one study, simulate its readings, write its per-study files; return rows for shared tables."""
-    job, cfg, root = args
+@dataclass
+class SimulatedStudy:
+    """A study as the generator knows it: what the readers must give back (`study`), and the truth."""
+    job: StudyJob
+    study: Study
+    rendered: object                     # egma.phantom.render.Rendered
+    timelines: list                      # one DictationTimeline per reading
+    simulations: list                    # one SimulatedReading per reading
+    display: Display
+
+
+def simulate_study(job: StudyJob, cfg: PhantomConfig) -> SimulatedStudy:
+    """Render the image and simulate every reading of one study, in memory."""
     seeds = np.random.SeedSequence([cfg.seed, 1, job.index]).spawn(1 + len(job.readings))
     rendered = render_radiograph(list(job.report.findings), cfg.image_size, int(seeds[0].generate_state(1)[0]))
     h, w = rendered.image.shape
     sentences = [s.text for s in job.report.sentences]
     study = Study(job.study_id, job.subject_id, job.dicom_id, Path(), (h, w), sentences,
                   labels=dict(job.report.labels), split=job.split)
-    pdir = patient_dir(root / "mimic-eye", study)
-    save_image(pdir / image_relpath(study), rendered.image)
-    (pdir / "CXR-DICOM").mkdir(parents=True, exist_ok=True)
-    (pdir / "CXR-DICOM" / f"s{study.study_id}.txt").write_text(mimic_report_text(sentences, []))
-
-    display = Display(*cfg.screen_px, cfg.screen_px_per_deg, w, h)
+    screen = GazeConfig()  # the phantom's readings are shown on the display the EGD-CXR reader assumes
+    display = Display(*screen.egd_screen_px, screen.egd_screen_px_per_deg, w, h)
     masks = _sentence_masks(rendered, job.report)
-    boxes = {name: truth.mask_box(m) for name, m in rendered.finding_masks.items()}
-    chest_box = truth.mask_box(rendered.anatomy_masks["chest"])
-    out = {"study": study, "reflacx_rows": [], "egd": [], "truth_readings": {}}
+    timelines, sims = [], []
     for plan, seed in zip(job.readings, seeds[1:]):
         rng = np.random.default_rng(seed)
         timeline = dictate(sentences, rng, start_s=float(rng.uniform(3.0, 8.0)))
@@ -129,9 +133,28 @@ def _make_study(args) -> dict:
         else:
             ph = phrases(timeline)
             transcript = Transcript([p for p, _, _ in ph], np.array([b for _, b, _ in ph]), np.array([e for _, _, e in ph]))
-        reading = Reading(plan.reading_id, plan.reader_id, plan.source, transcript,
-                          GazeSamples(sim.t, sim.x, sim.y, rate, (display.image_px_per_deg,) * 2),
-                          FixationTable(vendor.t_start, vendor.t_end, vendor.x, vendor.y))
+        study.readings.append(Reading(plan.reading_id, plan.reader_id, plan.source, transcript,
+                                      GazeSamples(sim.t, sim.x, sim.y, rate, (display.image_px_per_deg,) * 2),
+                                      FixationTable(vendor.t_start, vendor.t_end, vendor.x, vendor.y)))
+        timelines.append(timeline)
+        sims.append(sim)
+    return SimulatedStudy(job, study, rendered, timelines, sims, display)
+
+
+def _write_study(args) -> dict:
+    """Simulate one study and write its own files; return the rows of the per-patient tables and its truth."""
+    job, cfg, root = args
+    sim_study = simulate_study(job, cfg)
+    study, rendered, display = sim_study.study, sim_study.rendered, sim_study.display
+    pdir = patient_dir(root / "mimic-eye", study)
+    save_image(pdir / image_relpath(study), rendered.image)
+    (pdir / "CXR-DICOM").mkdir(parents=True, exist_ok=True)
+    (pdir / "CXR-DICOM" / f"s{study.study_id}.txt").write_text(mimic_report_text(study.report_sentences, []))
+    boxes = {name: truth.mask_box(m) for name, m in rendered.finding_masks.items()}
+    chest_box = truth.mask_box(rendered.anatomy_masks["chest"])
+    out = {"study": study, "reflacx_rows": [], "egd": []}
+    readings_truth = {}
+    for plan, reading, timeline, sim in zip(job.readings, study.readings, sim_study.timelines, sim_study.simulations):
         if plan.source == "reflacx":
             pupil = np.where(np.isfinite(sim.x), 0.5 + 0.05 * np.sin(sim.t / 3.0), np.nan)
             write_reflacx_reading(pdir / "REFLACX", study, reading, display, pupil, boxes, chest_box)
@@ -144,10 +167,9 @@ def _make_study(args) -> dict:
                                master_sheet_row(study, display),
                                [{"dicom_id": study.dicom_id, "bbox_name": name, "x1": b[0], "x2": b[2], "y1": b[1], "y2": b[3]}
                                 for name, b in truth.anatomy_boxes(rendered.anatomy_masks).items()]))
-        study.readings.append(reading)
-        out["truth_readings"][plan.reading_id] = truth.reading_truth(plan, sim, timeline)
+        readings_truth[plan.reading_id] = truth.reading_truth(plan, sim, timeline)
     truth.write_study_masks(root / "phantom_truth", study.dicom_id, rendered)
-    out["truth"] = truth.study_truth(job, rendered, out.pop("truth_readings"))
+    out["truth"] = truth.study_truth(job, rendered, readings_truth)
     return out
 
 
@@ -187,10 +209,10 @@ def generate_phantom(out: str | Path, cfg: PhantomConfig, workers: int = 1, over
     args = [(job, cfg, tmp) for job in jobs]
     bar = dict(total=len(jobs), desc="phantom MIMIC-Eye", disable=not progress)
     if workers <= 1:
-        results = [_make_study(a) for a in tqdm(args, **bar)]
+        results = [_write_study(a) for a in tqdm(args, **bar)]
     else:
         with ProcessPoolExecutor(workers) as pool:
-            results = list(tqdm(pool.map(_make_study, args, chunksize=4), **bar))
+            results = list(tqdm(pool.map(_write_study, args, chunksize=4), **bar))
     _write_patient_tables(tmp, results)
     for name, writer in (("chexpert", downstream.write_chexpert), ("rsna", downstream.write_rsna),
                          ("siim", downstream.write_siim)):

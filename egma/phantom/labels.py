@@ -4,14 +4,9 @@ from __future__ import annotations
 
 import math
 
+from egma.datasets.downstream import CHEXPERT_CSV_LABELS  # noqa: F401  (re-exported for the writers)
 from egma.datasets.study import CHEXPERT_LABELS
 
-# Column order of CheXpert's train.csv (MIMIC-CXR's chexpert.csv sorts them alphabetically).
-CHEXPERT_CSV_LABELS = (
-    "No Finding", "Enlarged Cardiomediastinum", "Cardiomegaly", "Lung Opacity", "Lung Lesion", "Edema",
-    "Consolidation", "Pneumonia", "Atelectasis", "Pneumothorax", "Pleural Effusion", "Pleural Other",
-    "Fracture", "Support Devices",
-)
 FINDING_TO_CHEXPERT = {
     "cardiomegaly": ("Cardiomegaly", "Enlarged Cardiomediastinum"),
     "pleural_effusion": ("Pleural Effusion",),

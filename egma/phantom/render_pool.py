@@ -8,7 +8,7 @@ from typing import Sequence
 import numpy as np
 from PIL import Image
 
-from egma.phantom.anatomy import render_radiograph
+from egma.phantom.render import render_radiograph
 from egma.phantom.findings import FindingSpec
 
 

@@ -142,14 +142,19 @@ def mesh_to_findings(tags: tuple[str, ...] | list[str]) -> tuple[FindingSpec, ..
     """FindingSpecs of a report's MeSH major tags; () for "normal"; None when one is undrawable."""
     if [t.strip().lower() for t in tags] == ["normal"]:
         return ()
-    specs: list[FindingSpec] = []
-    for tag in tags:
-        spec = _mesh_tag_to_spec(tag)
-        if spec is None:
-            return None
-        if spec not in specs:
-            specs.append(spec)
-    return tuple(specs) if specs else None
+    specs = [_mesh_tag_to_spec(tag) for tag in tags]
+    if not specs or None in specs:
+        return None
+    # "Pulmonary Atelectasis" beside "Pulmonary Atelectasis/base/left" is the same atelectasis
+    kept = [spec for i, spec in enumerate(specs)
+            if spec not in specs[:i] and not any(other != spec and _refines(other, spec) for other in specs)]
+    return tuple(kept)
+
+
+def _refines(detailed: FindingSpec, vague: FindingSpec) -> bool:
+    """`detailed` is `vague` with some of its unknown side/zone/severity filled in."""
+    return detailed.name == vague.name and all(
+        getattr(vague, attr) in (None, getattr(detailed, attr)) for attr in ("side", "zone", "severity"))
 
 
 def _mesh_tag_to_spec(tag: str) -> FindingSpec | None:
@@ -163,7 +168,7 @@ def _mesh_tag_to_spec(tag: str) -> FindingSpec | None:
     side = sides[0] if len(sides) == 1 else None
     if side is None:
         side = next((_MESH_IMPLIED_SIDE[s] for s in subs if s in _MESH_IMPLIED_SIDE), None)
-    zone = next((_MESH_ZONES[s] for s in subs if s in _MESH_ZONES), None)
+    zone = next((_MESH_ZONES[s] for s in (heading, *subs) if s in _MESH_ZONES), None)
     severity = next((_MESH_SEVERITIES[s] for s in subs if s in _MESH_SEVERITIES), None)
     if name in ("cardiomegaly", "support_devices", "fracture"):
         zone = None                                 # lung zones mean nothing for these
@@ -174,10 +179,11 @@ def _mesh_tag_to_spec(tag: str) -> FindingSpec | None:
 # Sentence splitting
 
 _ABBREVIATIONS = {"dr", "mr", "mrs", "ms", "vs", "approx", "e.g", "i.e", "cf", "fig", "pt"}
+_TIME_ABBREVIATIONS = {"a.m", "p.m"}      # end a sentence only when a capital letter follows
 # A sentence ends at . ! ? (repeated or not) followed by whitespace, or by a capital letter glued
 # to a lower-case word ("normal.No"), or at a blank line.
 _BOUNDARY = re.compile(r"[.!?]+(?=\s|$)|(?<=[a-z]{2})\.(?=[A-Z][a-z])|\n\s*\n")
-_ENUMERATION = re.compile(r"\s*(?:\(?\d{1,2}[.)](?!\d)|[-*\u2022])\s+")
+_ENUMERATION = re.compile(r"\s*(?:\(?\d{1,2}[.)](?:\s*(?=[A-Za-z])|\s+(?=\d))|[-*\u2022]\s+)")
 
 
 def split_sentences(text: str) -> list[str]:
@@ -189,7 +195,8 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
     spans, start = [], 0
     for match in _BOUNDARY.finditer(text):
         end = match.end() if match.group().strip() else match.start()
-        if _ends_in_abbreviation(text[start:match.start()]) or _is_enumeration_mark(text, start, match):
+        if _ends_in_abbreviation(text[start:match.start()], text[match.end():]) \
+                or _is_enumeration_mark(text, start, match):
             continue
         spans.append((start, end))
         start = match.end()
@@ -197,9 +204,10 @@ def _sentence_spans(text: str) -> list[tuple[int, int]]:
     return [span for span in (_trim(text, s, e) for s, e in spans) if span]
 
 
-def _ends_in_abbreviation(chunk: str) -> bool:
+def _ends_in_abbreviation(chunk: str, rest: str) -> bool:
     words = chunk.split()
-    return bool(words) and words[-1].lower() in _ABBREVIATIONS
+    last = words[-1].lower() if words else ""
+    return last in _ABBREVIATIONS or last in _TIME_ABBREVIATIONS and not rest.lstrip()[:1].isupper()
 
 
 def _is_enumeration_mark(text: str, start: int, match: re.Match) -> bool:
@@ -241,48 +249,54 @@ _HEART = r"(?:heart|cardiac|cardiomediastinal|cardio mediastinal)"
 _FINDING_PATTERNS = {
     "cardiomegaly": _words(
         r"cardiomegaly", r"(?:cardiac|heart) enlargement", r"enlarged " + _HEART,
-        r"borderline (?:heart|cardiac)", _HEART + r"\b[^.;,]{0,40}?\b(?:enlarged|large|enlargement|prominent)"),
+        r"borderline (?:heart|cardiac)", r"enlargement of the " + _HEART,
+        _HEART + r"\b[^.;,]{0,40}?\b(?:enlarged|large|enlargement|prominent)"),
     "pleural_effusion": _words(r"(?<!pericardial )effusions?", r"pleural fluid",
                                r"blunt(?:ed|ing)\b[^.;,]{0,30}?\bcostophrenic",
                                r"costophrenic (?:angles?|sulcus|sulci)\b[^.;,]{0,20}?\bblunt(?:ed|ing)"),
     "consolidation": _words(r"consolidat(?:ion|ions|ive|ed)"),
-    "pneumonia": _words(r"(?:broncho)?pneumonias?", r"pneumonitis", r"(?<!granulomatous )infection",
-                        r"infectious process"),
+    "pneumonia": _words(r"(?:broncho)?pneumonias?", r"pneumonitis"),
     "atelectasis": _words(r"atelecta(?:sis|ses|tic)"),
     "edema": _words(r"o?edema", r"(?:vascular|venous|pulmonary) congestion", r"congestive changes?",
                     r"vascular (?:prominence|engorgement)", r"cephalization", r"fluid overload"),
     "pneumothorax": _words(r"pneumothora(?:x|ces)", r"pleural air"),
-    "nodule": _words(r"nodules?", r"nodular", r"granulomas?", r"granulomatous", r"masse?s?"),
+    "nodule": _words(r"nodules?", r"\w*nodular", r"granulomas?", r"granulomata", r"granulomatous", r"masse?s?"),
     "opacity": _words(r"opacit(?:y|ies)", r"opacification", r"opacified", r"infiltrates?",
                       r"infiltration", r"air ?space (?:disease|process)", r"(?<!bony )(?<!bone )densit(?:y|ies)"),
     "support_devices": _words(
-        r"catheters?", r"(?:picc|central|venous|arterial|port|dialysis|jugular|subclavian|midline) lines?",
-        r"lines and tubes", r"tubes?", r"tracheostomy", r"pacemaker", r"pacer", r"pacing (?:wires?|leads?)",
+        r"catheters?", r"picc", r"(?:nerve )?stimulator", r"lines and tubes",
+        r"(?:picc|central|venous|arterial|port|dialysis|jugular|subclavian|midline) lines?", r"tubes?",
+        r"tracheostomy", r"pacemaker", r"pacer", r"pacing (?:wires?|leads?)",
         r"defibrillator", r"aicd", r"icd", r"(?:cardiac )?leads", r"(?:surgical )?clips", r"stents?",
         r"port-?a-?cath", r"(?:sternotomy|sternal) wires", r"drains?", r"(?:medical )?device"),
     "fracture": _words(r"fractures?", r"fractured"),
 }
 
 _PRE_NEGATION = _words(r"no", r"not", r"without", r"negative for", r"free of", r"clear of", r"absence of",
-                       r"absent", r"resolution of", r"resolved", r"removal of", r"nor", r"neither")
-_POST_NEGATION = _words(r"(?:not|no longer) (?:seen|identified|present|visualized|visible|evident|"
+                       r"absent", r"resolution of", r"resolved", r"clearing of", r"removal of", r"nor", r"neither",
+                       r"exclude", r"rule out")
+_POST_NEGATION = _words(r"within (?:normal )?limits(?: of normal)?", r"not well[- ]seen",
+                        r"(?:not|no longer) (?:be )?(?:seen|identified|present|visualized|visible|evident|"
                         r"appreciated|demonstrated|noted)", r"(?:has|have) resolved", r"resolved",
                         r"(?:has|have) cleared", r"absent", r"(?:has|have) been removed", r"removed")
 # Phrases with a negation word that do not deny the finding ("no change in the effusion").
 _PSEUDO_NEGATION = _words(r"no (?:significant |interval |appreciable )*(?:change|increase|decrease)",
                           r"not (?:significantly )?changed", r"without (?:significant |interval )*change",
-                          r"not (?:be )?(?:excluded|ruled out)", r"not only")
+                          r"not (?:be )?(?:excluded|ruled out)", r"not only",
+                          r"(?:cannot|can not|not) (?:exclude|rule out)")
 _CLAUSE_END = re.compile(r"[.;:?!]|\b(?:but|however|although|though|which|except|aside from|apart from|"
                          r"other than|otherwise|and there|and the|with the exception of)\b|,\s*(?=with\b|there\b)",
                          re.IGNORECASE)
 _POST_NEGATION_WORDS = 8       # how far back a trailing cue ("... has resolved") reaches
 
-_SIDE_WORDS = {"left": _words(r"left", r"lingula", r"lingular", r"retrocardiac"),
-               "right": _words(r"right", r"middle lobe"),
+# "right ventricle" and "left lateral decubitus" name no side of the lung.
+_NOT_A_SIDE = r"(?!\s+(?:atri|ventric|heart|lateral decubitus))"
+_SIDE_WORDS = {"left": _words(r"left" + _NOT_A_SIDE, r"lingula", r"lingular", r"retrocardiac"),
+               "right": _words(r"right" + _NOT_A_SIDE, r"middle lobe"),
                "bilateral": _words(r"bilateral(?:ly)?", r"both", r"bibasilar", r"bibasal", r"biapical",
                                    r"bases", r"apices")}
-_ZONE_WORDS = {"lower": _words(r"bases?", r"basilar", r"basal", r"bibasilar", r"bibasal", r"lower (?:lobes?|lungs?)",
-                               r"retrocardiac", r"costophrenic", r"infrahilar"),
+_ZONE_WORDS = {"lower": _words(r"bases?", r"basilar", r"basal", r"bibasilar", r"bibasal", r"retrocardiac",
+                               r"lower (?:lobes?|lungs?)", r"costophrenic", r"infrahilar"),
                "middle": _words(r"middle lobe", r"lingula", r"lingular", r"mid ?lungs?", r"perihilar"),
                "upper": _words(r"upper (?:lobes?|lungs?)", r"apex", r"apices", r"apical", r"biapical")}
 _SEVERITY_WORDS = {"severe": _words(r"severe(?:ly)?", r"large", r"marked(?:ly)?", r"massive", r"extensive"),
@@ -292,7 +306,8 @@ _SEVERITY_WORDS = {"severe": _words(r"severe(?:ly)?", r"large", r"marked(?:ly)?"
 _SEGMENT_END = re.compile(r"[,;]|\b(?:and|with|without|or)\b", re.IGNORECASE)
 
 _CARDIAC_NORMAL = re.compile(r"\bnormal (?:heart|cardiac|cardiomediastinal|cardio mediastinal)\b|"
-                             r"\b" + _HEART + r"\b[^.;]{0,60}?\b(?:normal|within normal limits|unremarkable)\b",
+                             r"\b" + _HEART + r"\b[^.;]{0,60}?(?<!top )(?<!high )(?<!limits of )(?<!limit of )"
+                             r"\b(?:normal|within normal limits|unremarkable)\b",
                              re.IGNORECASE)
 _ANATOMY_WORDS = {  # sentence words -> the anatomy a normal or negative statement is about
     "heart": _words(r"heart", r"cardiac", r"cardio\w*", r"pericardial"),
@@ -304,10 +319,11 @@ _ANATOMY_WORDS = {  # sentence words -> the anatomy a normal or negative stateme
                     r"clavicles?", r"scapula\w*", r"humer\w*", r"sternum", r"fractures?", r"degenerative",
                     r"spondylo\w*", r"scoliosis", r"kyphosis", r"osteo\w*", r"shoulders?"),
     "diaphragm": _words(r"(?:hemi)?diaphragms?", r"(?:hemi)?diaphragmatic", r"subdiaphragmatic"),
-    "lungs": _words(r"lungs?", r"pulmonary", r"cardiopulmonary", r"air ?space", r"parenchyma\w*", r"consolidat\w*",
-                    r"opacit\w*", r"infiltrat\w*", r"atelecta\w*", r"edema", r"pneumonia", r"nodul\w*",
-                    r"granulom\w*", r"masse?s?", r"interstiti\w*", r"vascular\w*", r"vasculature", r"bronch\w*",
-                    r"lobes?", r"bases?", r"basilar", r"aerated", r"inflated", r"expanded", r"congestion"),
+    "lungs": _words(r"lungs?", r"pulmonary", r"cardiopulmonary", r"air ?space", r"parenchyma\w*",
+                    r"consolidat\w*", r"opacit\w*", r"infiltrat\w*", r"atelecta\w*", r"edema", r"pneumonia",
+                    r"nodul\w*", r"granulom\w*", r"masse?s?", r"interstiti\w*", r"vascular\w*", r"vasculature",
+                    r"bronch\w*", r"lobes?", r"bases?", r"basilar", r"aerated", r"inflated", r"expanded",
+                    r"congestion"),
 }
 _NEGATED_ANATOMY = {"cardiomegaly": "heart", "pleural_effusion": "costophrenic_angles", "pneumothorax": "apices",
                     "fracture": "bones", "support_devices": "chest"}
@@ -320,9 +336,9 @@ def tag_sentence(text: str) -> ReportSentence:
     post = _cue_spans(_POST_NEGATION, text)
     positive: dict[str, list[FindingSpec]] = {}
     negated: list[str] = []
-    mentions = sorted((m.start(), name, m) for name, pattern in _FINDING_PATTERNS.items()
-                      for m in pattern.finditer(text))
-    for _, name, mention in mentions:
+    mentions = sorted(((name, m) for name, pattern in _FINDING_PATTERNS.items() for m in pattern.finditer(text)),
+                      key=lambda found: found[1].start())
+    for name, mention in mentions:
         if _is_negated(text, mention, pre, post, clauses):
             negated.append(name)
         else:
@@ -344,7 +360,8 @@ def _cue_spans(pattern: re.Pattern, text: str) -> list[tuple[int, int]]:
             if not any(s <= m.start() < e for s, e in pseudo)]
 
 
-def _is_negated(text: str, mention: re.Match, pre, post, clauses) -> bool:
+def _is_negated(text: str, mention: re.Match, pre: list[tuple[int, int]], post: list[tuple[int, int]],
+                clauses: list[int]) -> bool:
     start, end = mention.span()
     clause_start = max([c for c in clauses if c < start], default=0)
     clause_end = min([c for c in clauses if c >= end], default=len(text))
@@ -353,17 +370,23 @@ def _is_negated(text: str, mention: re.Match, pre, post, clauses) -> bool:
     # a cue inside the mention ("heart is not enlarged") counts too, a cue word that is the mention does not
     if any(start < s and e <= end for s, e in pre):
         return True
-    return any(end <= s < clause_end and len(text[end:s].split()) <= _POST_NEGATION_WORDS for s, _ in post)
+    # a trailing cue ("the effusion has resolved") reaches back over a few words, never over a comma
+    return any(end <= s < clause_end and "," not in text[end:s]
+               and len(text[end:s].split()) <= _POST_NEGATION_WORDS for s, _ in post)
 
 
 def _qualify(text: str, name: str, mention: re.Match) -> FindingSpec:
-    """Side, zone and severity written next to the mention; side and zone may come from the sentence."""
+    """Side, zone and severity written in the mention's phrase (between commas and conjunctions).
+
+    Side and zone also carry forward from earlier in the sentence when it names only one
+    ("small right effusion and adjacent atelectasis"), never backward.
+    """
     cuts = [m.start() for m in _SEGMENT_END.finditer(text)]
     seg_start = max([c for c in cuts if c < mention.start()], default=0)
     seg_end = min([c for c in cuts if c >= mention.end()], default=len(text))
-    segment = text[seg_start:seg_end]
-    side = _side(segment) or _side(text)
-    zone = _first_key(_ZONE_WORDS, segment) or _first_key(_ZONE_WORDS, text, unique=True)
+    segment, before = text[seg_start:seg_end], text[:seg_start]
+    side = _side(segment) or _only_key(_SIDE_WORDS, before)
+    zone = _first_key(_ZONE_WORDS, segment) or _only_key(_ZONE_WORDS, before)
     severity = _first_key(_SEVERITY_WORDS, segment)
     if name in ("cardiomegaly", "support_devices", "fracture"):
         zone = None
@@ -377,11 +400,14 @@ def _side(text: str) -> str | None:
     return found.pop() if found else None
 
 
-def _first_key(table: dict[str, re.Pattern], text: str, unique: bool = False) -> str | None:
+def _first_key(table: dict[str, re.Pattern], text: str) -> str | None:
+    """The first key of `table` (ordered most to least severe, or lower to upper) found in `text`."""
+    return next((key for key, pattern in table.items() if pattern.search(text)), None)
+
+
+def _only_key(table: dict[str, re.Pattern], text: str) -> str | None:
     found = [key for key, pattern in table.items() if pattern.search(text)]
-    if unique and len(found) != 1:
-        return None
-    return found[0] if found else None
+    return found[0] if len(found) == 1 else None
 
 
 def _anatomy_region(text: str, negated: list[str]) -> tuple[str, ...]:
@@ -513,11 +539,14 @@ def _complete_from_text(findings: tuple[FindingSpec, ...], sentences) -> tuple[F
     """Fill a MeSH finding's missing side/zone/severity when the text gives exactly one value."""
     completed = []
     for spec in findings:
+        if sum(f.name == spec.name for f in findings) > 1:
+            completed.append(spec)            # several MeSH instances: the text cannot say which is which
+            continue
         said = [p for s in sentences for p in s.positive if p.name == spec.name]
         fill = {}
         for attr in ("side", "zone", "severity"):
             values = {getattr(p, attr) for p in said} - {None}
-            if getattr(spec, attr) is None and len(values) == 1 and sum(f.name == spec.name for f in findings) == 1:
+            if getattr(spec, attr) is None and len(values) == 1:
                 fill[attr] = values.pop()
         completed.append(replace(spec, **fill))
     return tuple(completed)

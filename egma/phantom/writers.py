@@ -59,17 +59,15 @@ class Display:
         return self.screen_px_per_deg / self.scale
 
     @property
-    def pads(self) -> tuple[int, int, int, int]:
-        """(top, bottom, left, right) padding in image pixels that makes the image the screen's aspect."""
-        padded_w = round(self.screen_w / self.scale)
-        padded_h = round(self.screen_h / self.scale)
-        left = (padded_w - self.image_w) // 2
-        top = (padded_h - self.image_h) // 2
-        return top, padded_h - self.image_h - top, left, padded_w - self.image_w - left
+    def pads(self) -> tuple[float, float, float, float]:
+        """(top, bottom, left, right) screen pixels around the image (EGD-CXR master sheet's pads)."""
+        left = (self.screen_w - self.image_w * self.scale) / 2
+        top = (self.screen_h - self.image_h * self.scale) / 2
+        return round(top, 2), round(top, 2), round(left, 2), round(left, 2)
 
     def to_screen_fraction(self, x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        top, bottom, left, right = self.pads
-        return (x + left) / (self.image_w + left + right), (y + top) / (self.image_h + top + bottom)
+        top, _, left, _ = self.pads
+        return (x * self.scale + left) / self.screen_w, (y * self.scale + top) / self.screen_h
 
     def screen_box(self) -> tuple[float, float, float, float]:
         """(xmin, ymin, xmax, ymax) of the image in screen pixels."""

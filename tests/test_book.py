@@ -1,0 +1,201 @@
+"""egma.book: every chapter of the book runs under papermill, and the run/build machinery works.
+
+The chapter tests execute the real chapters on the `ci` preset (so no notebook can rot); the other
+tests drive egma.book on tiny throwaway chapters in a temporary project.
+"""
+from __future__ import annotations
+
+import json
+import re
+import shutil
+import textwrap
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from egma import book
+
+CHAPTERS = book.find_chapters()
+
+
+# --- the book's own chapters -------------------------------------------------------------------
+
+def test_chapters_are_numbered_from_one_without_gaps():
+    assert CHAPTERS, "the book has no chapter notebooks/NN_name.py"
+    assert [c.number for c in CHAPTERS] == list(range(1, len(CHAPTERS) + 1))
+
+
+class _BookRun:
+    """One `ci` run of the book into a temporary tree, shared by the per-chapter tests.
+
+    A chapter reads what earlier chapters left in run_dir, so asking for chapter N first runs
+    every earlier chapter not run yet; a failure there names the chapter that broke.
+    """
+
+    def __init__(self, root: Path):
+        self.out_dir = root / "_executed" / "ci"
+        self.parameters = book.default_parameters("ci", root)
+        self.done: set[str] = set()
+
+    def through(self, chapter: book.Chapter) -> Path:
+        for earlier in CHAPTERS[:CHAPTERS.index(chapter) + 1]:
+            if earlier.name not in self.done:
+                book.run_chapters([earlier], self.out_dir, self.parameters)
+                self.done.add(earlier.name)
+        return self.out_dir / f"{chapter.name}.ipynb"
+
+
+@pytest.fixture(scope="session")
+def book_run(tmp_path_factory) -> _BookRun:
+    return _BookRun(tmp_path_factory.mktemp("book_run"))
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.name for c in CHAPTERS])
+def test_chapter_runs_on_the_ci_preset(chapter, book_run):
+    executed = nbformat.read(book_run.through(chapter), as_version=4)
+    assert executed.metadata.papermill.exception is False
+    assert executed.metadata.papermill.parameters["preset"] == "ci"
+    errors = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
+    assert not errors
+
+
+# --- egma.book on throwaway chapters -----------------------------------------------------------
+
+REPO_BOOK_FILES = ["_config.yml", "_toc.yml", "book/intro.md", "book/references.bib"]
+
+FIRST_CHAPTER = '''
+# %% [markdown]
+# # A tiny chapter
+# It cites {cite:p}`ma2024egma` and shows $s = e^t$.
+
+# %% tags=["parameters"]
+preset = "paper"
+run_dir = "nowhere"
+answer = 0
+
+# %%
+from pathlib import Path
+from egma.viz import setup_plotly
+setup_plotly()
+Path(run_dir).mkdir(parents=True, exist_ok=True)
+(Path(run_dir) / "handoff.json").write_text(f'{{"preset": "{preset}", "answer": {answer}}}')
+
+# %%
+import plotly.graph_objects as go
+go.Figure(go.Scatter(x=[0, 1, 2], y=[2, 0, 1], name="tiny-trace-{marker}"))
+'''
+
+SECOND_CHAPTER = '''
+# %% [markdown]
+# # The chapter after it
+
+# %% tags=["parameters"]
+run_dir = "nowhere"
+
+# %%
+import json
+from pathlib import Path
+handoff = json.loads((Path(run_dir) / "handoff.json").read_text())
+assert handoff["answer"] == 42, handoff
+'''
+
+FAILING_CHAPTER = '''
+# %%
+raise ValueError("this chapter is broken on purpose")
+'''
+
+
+def _project(root: Path, chapters: dict[str, str]) -> Path:
+    """A temporary book project: the repository's book configuration plus the given chapters."""
+    for name in REPO_BOOK_FILES:
+        (root / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(book.REPO_ROOT / name, root / name)
+    (root / "notebooks").mkdir()
+    for name, text in chapters.items():
+        (root / "notebooks" / name).write_text(textwrap.dedent(text).lstrip())
+    return root
+
+
+@pytest.fixture(scope="module")
+def tiny_book(tmp_path_factory):
+    """Two tiny chapters run with --param answer=42, then built to HTML."""
+    marker = tmp_path_factory.getbasetemp().name  # a trace name no other page can contain
+    root = _project(tmp_path_factory.mktemp("tiny_book"),
+                    {"01_first.py": FIRST_CHAPTER.replace("{marker}", marker),
+                     "02_second.py": SECOND_CHAPTER, "notes.py": "# not a chapter\n"})
+    chapters = book.find_chapters(root / "notebooks")
+    parameters = {**book.default_parameters("ci", root), "answer": 42}
+    executed_dir = root / "_executed" / "ci"
+    timings = book.run_chapters(chapters, executed_dir, parameters)
+    html = book.build_book(executed_dir, chapters, project_root=root)
+    return {"root": root, "chapters": chapters, "timings": timings, "html": html, "marker": marker,
+            "executed_dir": executed_dir}
+
+
+def test_run_executes_chapters_in_order_with_the_parameters(tiny_book):
+    root, executed_dir = tiny_book["root"], tiny_book["executed_dir"]
+    assert [c.name for c in tiny_book["chapters"]] == ["01_first", "02_second"]
+    assert sorted(p.name for p in executed_dir.glob("*.ipynb")) == ["01_first.ipynb", "02_second.ipynb"]
+    handoff = json.loads((root / "runs" / "ci" / "handoff.json").read_text())
+    assert handoff == {"preset": "ci", "answer": 42}  # the injected values, not the cell's defaults
+    first = nbformat.read(executed_dir / "01_first.ipynb", as_version=4)
+    assert first.metadata.kernelspec.name == book.KERNEL_NAME
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in first.cells)
+    recorded = json.loads((executed_dir / book.TIMINGS_FILE).read_text())
+    assert recorded == tiny_book["timings"] and all(t > 0 for t in recorded.values())
+
+
+def test_build_writes_html_with_the_plotly_figure_and_no_network_scripts(tiny_book):
+    html_dir = tiny_book["html"]
+    page = (html_dir / "book" / "chapters" / "01_first.html").read_text()
+    assert 'class="plotly-graph-div"' in page
+    assert f"tiny-trace-{tiny_book['marker']}" in page
+    assert "window.Plotly = Plotly" in page and "plotly.js v" in page  # the library, inline
+    assert page.count("window.Plotly = Plotly") == 1  # once per page, not per figure
+    script_sources = re.findall(r"<script[^>]*\ssrc=\"([^\"]+)\"", page)
+    assert script_sources and not [s for s in script_sources if re.match(r"(https?:)?//", s)]
+    assert (html_dir / "_static" / "mathjax" / "tex-chtml.js").exists()
+    intro = (html_dir / "book" / "intro.html").read_text()
+    assert "01_first.html" in intro and "02_second.html" in intro  # both chapters in the toc
+    assert "Eye-gaze Guided Multi-modal Alignment" in intro  # the bibliography resolved
+
+
+def test_a_failing_chapter_stops_the_run_and_names_itself(tmp_path, capsys):
+    root = _project(tmp_path, {"01_broken.py": FAILING_CHAPTER, "02_second.py": SECOND_CHAPTER})
+    chapters = book.find_chapters(root / "notebooks")
+    executed_dir = root / "_executed" / "ci"
+    with pytest.raises(book.ChapterFailed, match=r"01_broken.*ValueError: this chapter is broken"):
+        book.run_chapters(chapters, executed_dir, book.default_parameters("ci", root))
+    assert "01_broken FAILED" in capsys.readouterr().out
+    assert not (executed_dir / "02_second.ipynb").exists()
+    with pytest.raises(RuntimeError, match="01_broken.ipynb"):  # a failed run is never published
+        book.stage_chapters(executed_dir, chapters[:1], root / "book" / "chapters")
+    with pytest.raises(FileNotFoundError, match="02_second"):
+        book.stage_chapters(executed_dir, chapters[1:], root / "book" / "chapters")
+
+
+def test_chapters_are_found_in_numeric_order_and_selected_by_number(tmp_path):
+    for name in ["10_last.py", "02_second.py", "01_first.py", "1_bad.py", "notes.py", "03_x.ipynb"]:
+        (tmp_path / name).write_text("# %%\n")
+    chapters = book.find_chapters(tmp_path)
+    assert [c.name for c in chapters] == ["01_first", "02_second", "10_last"]
+    assert [c.name for c in book.select_chapters(chapters, [10, 1])] == ["01_first", "10_last"]
+    assert book.select_chapters(chapters, None) == chapters
+    with pytest.raises(ValueError, match=r"\[3\]"):
+        book.select_chapters(chapters, [1, 3])
+    (tmp_path / "01_again.py").write_text("# %%\n")
+    with pytest.raises(ValueError, match=r"more than one chapter numbered \[1\]"):
+        book.find_chapters(tmp_path)
+
+
+def test_params_are_typed_like_yaml_and_validated():
+    assert book.parse_param("n=3") == ("n", 3)
+    assert book.parse_param("rate=0.5") == ("rate", 0.5)
+    assert book.parse_param("flag=true") == ("flag", True)
+    assert book.parse_param("data_root=/a/b=c") == ("data_root", "/a/b=c")
+    for bad in ["novalue", "two words=1", "=1"]:
+        with pytest.raises(ValueError, match="key=value"):
+            book.parse_param(bad)
+    with pytest.raises(ValueError, match="unknown preset"):
+        book.default_parameters("huge")
