@@ -37,7 +37,11 @@ def main() -> None:
     parser.add_argument("--max-sentences", type=int, default=12)
     parser.add_argument("--dim", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's); 1 is steadier on a shared machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     rng = torch.Generator().manual_seed(0)
     counts = torch.randint(1, args.max_sentences + 1, (args.batch,), generator=rng).tolist()

@@ -77,7 +77,11 @@ def main() -> None:
     parser.add_argument("--presets", nargs="+", default=["ci", "small", "paper"])
     parser.add_argument("--batch", type=int, default=None, help="studies per step (default: the preset's)")
     parser.add_argument("--steps", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads (default: torch's); 1 is steadier on a shared machine")
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     print(f"{torch.get_num_threads()} threads; forward + backward, best of {args.steps} steps")
     print(f"{'preset':6s} {'batch':>5s} {'sentences':>9s} {'px':>5s} {'params':>9s} {'step s':>9s} "
           f"{'loss ms':>9s} {'loss %':>8s}")

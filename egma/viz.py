@@ -9,7 +9,15 @@ inline on the page once, so the book needs no network.
 """
 from __future__ import annotations
 
+import base64
+import html
+import io
+
+import numpy as np
+import plotly.graph_objects as go
 import plotly.io as pio
+from PIL import Image
+from plotly.subplots import make_subplots
 from plotly.io.base_renderers import MimetypeRenderer
 from plotly.offline import get_plotlyjs
 
@@ -48,3 +56,140 @@ def setup_plotly() -> None:
         return
     if get_ipython() is not None:
         display({"text/html": plotlyjs_script()}, raw=True)
+
+
+# --- figures shared by chapters ---------------------------------------------------------------
+
+REGION_COLOURS = {
+    "finding:cardiomegaly": "#e6194b", "finding:pleural_effusion": "#4363d8", "finding:consolidation": "#f58231",
+    "finding:pneumonia": "#911eb4", "finding:atelectasis": "#42d4f4", "finding:edema": "#f032e6",
+    "finding:pneumothorax": "#bfef45", "finding:nodule": "#fabed4", "finding:opacity": "#469990",
+    "finding:support_devices": "#dcbeff", "finding:fracture": "#9a6324",
+}
+ANATOMY_COLOUR = "#a9a9a9"
+
+
+def region_colour(key: str) -> str:
+    return REGION_COLOURS.get(key, ANATOMY_COLOUR)
+
+
+def png_data_uri(image: np.ndarray, max_side: int | None = None) -> str:
+    """A uint8 grayscale image as an inline PNG: compact in notebooks and static HTML (no per-pixel JSON)."""
+    img = Image.fromarray(np.asarray(image, dtype=np.uint8))
+    if max_side and max(img.size) > max_side:
+        img.thumbnail((max_side, max_side))
+    buf = io.BytesIO()
+    img.convert("RGB").save(buf, format="PNG")
+    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode()
+
+
+def add_image(fig: go.Figure, image: np.ndarray, row: int | None = None, col: int | None = None,
+              max_side: int = 512) -> None:
+    """Place an image in pixel coordinates of the ORIGINAL image (y down), whatever its display size."""
+    h, w = image.shape[:2]
+    kw = dict(row=row, col=col) if row else {}
+    fig.add_layout_image(dict(source=png_data_uri(image, max_side), xref="x", yref="y", x=0, y=0, sizex=w, sizey=h,
+                              sizing="stretch", layer="below"), **kw)
+    fig.update_xaxes(range=[0, w], showgrid=False, zeroline=False, visible=False, constrain="domain", **kw)
+    fig.update_yaxes(range=[h, 0], showgrid=False, zeroline=False, visible=False, scaleanchor="x", **kw)
+
+
+def mask_outline_traces(masks: dict[str, np.ndarray], step: int = 2) -> list[go.Scatter]:
+    """One line trace per mask, its outline (marching squares) in original pixel coordinates."""
+    from skimage import measure
+
+    traces = []
+    for key, mask in masks.items():
+        xs, ys = [], []
+        for contour in measure.find_contours(mask[::step, ::step].astype(float), 0.5):
+            xs += list(contour[:, 1] * step) + [None]
+            ys += list(contour[:, 0] * step) + [None]
+        traces.append(go.Scatter(x=xs, y=ys, mode="lines", name=key.split(":")[-1],
+                                 line=dict(color=region_colour(key), width=2)))
+    return traces
+
+
+def image_with_outlines(image: np.ndarray, masks: dict[str, np.ndarray], title: str = "") -> go.Figure:
+    h, w = image.shape
+    fig = go.Figure(mask_outline_traces(masks))
+    add_image(fig, image)
+    fig.update_layout(title=title, width=520, height=int(520 * h / w) + 60, margin=dict(l=10, r=10, t=40, b=10),
+                      legend=dict(orientation="h"))
+    return fig
+
+
+def sentences_html(sentences: list[str], regions: list[list[str]]) -> str:
+    """The report with each sentence highlighted in its region's colour and the region named after it."""
+    parts = []
+    for text, keys in zip(sentences, regions):
+        colour = region_colour(keys[0]) if keys else ANATOMY_COLOUR
+        label = ", ".join(k.split(":")[-1] for k in keys)
+        parts.append(f'<span style="background:{colour}55;border-bottom:3px solid {colour};padding:1px 3px">'
+                     f'{html.escape(text)}</span> <sub style="color:#555">[{html.escape(label)}]</sub>')
+    return '<p style="line-height:2.1">' + " ".join(parts) + "</p>"
+
+
+def dictation_figure(transcript, sentence_of_token: np.ndarray, colours: list[str], title: str = "") -> go.Figure:
+    """Words as bars on the time axis, coloured by the sentence they belong to."""
+    fig = go.Figure()
+    for s, colour in enumerate(colours):
+        idx = np.flatnonzero(sentence_of_token == s)
+        fig.add_trace(go.Bar(base=transcript.t_start[idx], x=np.maximum(transcript.t_end[idx] - transcript.t_start[idx], 0.03),
+                             y=[f"sentence {s + 1}"] * len(idx), orientation="h", marker_color=colour,
+                             text=[transcript.tokens[i] for i in idx], textposition="inside",
+                             hovertemplate="%{text}<br>%{base:.2f} s<extra></extra>", name=f"sentence {s + 1}"))
+    fig.update_layout(title=title, barmode="overlay", height=120 + 28 * len(colours), xaxis_title="time (s)",
+                      yaxis=dict(autorange="reversed"), showlegend=False, margin=dict(l=10, r=10, t=40, b=40))
+    return fig
+
+
+def gaze_trace_figure(samples, fixations=None, windows: np.ndarray | None = None, colours: list[str] | None = None,
+                      title: str = "") -> go.Figure:
+    """Raw x(t) and y(t) with the provided fixations as horizontal segments and sentence windows shaded."""
+    fig = make_subplots(rows=2, cols=1, shared_xaxes=True, vertical_spacing=0.05, subplot_titles=("x (px)", "y (px)"))
+    for row, values in ((1, samples.x), (2, samples.y)):
+        fig.add_trace(go.Scattergl(x=samples.t, y=values, mode="lines", line=dict(width=1, color="#444"),
+                                   name="raw samples", showlegend=row == 1), row=row, col=1)
+        if fixations is not None:
+            xs, ys = [], []
+            for a, b, v in zip(fixations.t_start, fixations.t_end, fixations.x if row == 1 else fixations.y):
+                xs += [a, b, None]
+                ys += [v, v, None]
+            fig.add_trace(go.Scattergl(x=xs, y=ys, mode="lines", line=dict(width=4, color="#e6194b"),
+                                       name="fixations", showlegend=row == 1), row=row, col=1)
+    if windows is not None:
+        for (a, b), colour in zip(windows, colours):
+            fig.add_vrect(x0=a, x1=b, fillcolor=colour, opacity=0.15, line_width=0)
+    fig.update_layout(title=title, height=460, xaxis2_title="time (s)", margin=dict(l=10, r=10, t=60, b=40))
+    return fig
+
+
+def scanpath_figure(image: np.ndarray, fixations, colours_of_fixation: list[str], title: str = "") -> go.Figure:
+    """Fixations on the image, marker area ~ duration, joined in order."""
+    h, w = image.shape
+    fig = go.Figure(go.Scatter(x=fixations.x, y=fixations.y, mode="lines+markers", line=dict(color="#ffffff", width=1),
+                               marker=dict(size=6 + 30 * np.sqrt(fixations.duration), color=colours_of_fixation,
+                                           line=dict(color="black", width=1), opacity=0.8),
+                               hovertemplate="%{x:.0f}, %{y:.0f}<extra></extra>"))
+    add_image(fig, image)
+    fig.update_layout(title=title, width=520, height=int(520 * h / w) + 60, margin=dict(l=10, r=10, t=40, b=10),
+                      showlegend=False)
+    return fig
+
+
+def image_grid(images: list[np.ndarray], titles: list[str], cols: int = 4, size: int = 220) -> go.Figure:
+    """A contact sheet; each image inline as a small PNG."""
+    rows = -(-len(images) // cols)
+    fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.04)
+    for i, image in enumerate(images):
+        r, c = i // cols + 1, i % cols + 1
+        fig.add_trace(go.Scatter(x=[], y=[]), row=r, col=c)
+        h, w = image.shape
+        fig.add_layout_image(dict(source=png_data_uri(image, 256), xref=f"x{i + 1 if i else ''}", yref=f"y{i + 1 if i else ''}",
+                                  x=0, y=0, sizex=w, sizey=h, sizing="stretch", layer="below"))
+        fig.update_xaxes(range=[0, w], visible=False, row=r, col=c)
+        fig.update_yaxes(range=[h, 0], visible=False, scaleanchor=f"x{i + 1 if i else ''}", row=r, col=c)
+    fig.update_annotations(font_size=11)
+    fig.update_layout(height=rows * (size + 30), width=cols * size, showlegend=False, margin=dict(l=5, r=5, t=30, b=5),
+                      plot_bgcolor="white")
+    return fig

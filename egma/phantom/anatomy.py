@@ -9,6 +9,8 @@ generator so that changing one never changes the others.
 """
 from __future__ import annotations
 
+import math
+from collections import deque
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -199,8 +201,10 @@ class _Geometry:
         # borders as fractions of their maximal extent down the silhouette: the right atrium
         # bulges lowest on the image left; on the image right the pulmonary trunk / left atrial
         # appendage lead into the rounded left ventricle, whose apex meets the diaphragm
-        right_extent = width * 0.34 * np.interp(t, [0, 0.25, 0.65, 1.0, 1.3], [0.45, 0.75, 1.0, 0.92, 0.8])
-        left_extent = width * 0.66 * np.interp(t, [0, 0.2, 0.45, 0.78, 1.0, 1.3], [0.35, 0.55, 0.8, 1.0, 0.9, 0.7])
+        right_extent = width * 0.34 * np.interp(t, [0, 0.1, 0.3, 0.6, 0.9, 1.0, 1.3],
+                                                [0.55, 0.72, 0.92, 1.0, 0.93, 0.85, 0.8])
+        left_extent = width * 0.66 * np.interp(t, [0, 0.12, 0.25, 0.5, 0.75, 0.9, 1.0, 1.3],
+                                               [0.4, 0.5, 0.6, 0.85, 1.0, 0.97, 0.86, 0.7])
         x = self.xx - self.mid
         heart = (x > -right_extent[:, None]) & (x < left_extent[:, None]) & (t >= 0)[:, None]
         heart &= self.yy <= np.maximum(self.dome_rows(), y_bottom)[None, :] + 0.02 * self.lh
@@ -221,9 +225,16 @@ class _Geometry:
         heart_thick = blur(heart_f, 0.03 * H) * 0.09 + blur(heart_f, 0.004 * H) * 0.04
         x = self.cols - self.mid  # 1-D profiles combined as outer products: fast
         y = self.rows
-        band = np.outer(y < self.top + 0.6 * self.lh, np.exp(-(x / (0.085 * self.tw)) ** 4))
         knob_y = self.top + self.lh * rng.uniform(0.19, 0.25)
         knob_x = self.mid + self.tw * rng.uniform(0.09, 0.12)
+        # superior mediastinum: the SVC's straight edge on the image left; on the image right the
+        # aortic knob and, below the aortopulmonary window, the pulmonary trunk
+        bump = lambda centre, size: np.exp(-((y - centre) / (0.04 * self.lh)) ** 2) * size  # noqa: E731
+        right_edge = self.tw * (0.065 + 0.02 * np.clip((y - self.top) / (0.4 * self.lh), 0, 1))
+        left_edge = self.tw * (0.055 + bump(knob_y, 0.03) + bump(knob_y + 0.12 * self.lh, 0.035))
+        edge = 0.004 * H
+        band = (1 / (1 + np.exp((-x[None, :] - right_edge[:, None]) / edge))
+                / (1 + np.exp((x[None, :] - left_edge[:, None]) / edge))) * (y < self.top + 0.6 * self.lh)[:, None]
         r = 0.05 * self.tw
         knob = np.sqrt(np.clip(1 - np.add.outer(((y - knob_y) / r) ** 2, ((self.cols - knob_x) / r) ** 2), 0, None))
         # descending aorta: a faint band left of the spine behind the heart
@@ -454,49 +465,51 @@ class _Geometry:
 
     # ----------------------------------------------------------------------------- vessels
     def vessels(self, lungs, heart, hila, rng: np.random.Generator) -> np.ndarray:
-        """Pulmonary vessels: curving, tapering trunks from the hila with side branches, larger
-        towards the bases, fading before the lung periphery."""
+        """Pulmonary vessel trees: trunks leaving each hilum (larger to the lower lobes), each
+        segment splitting in two at its end with diameters following Murray's law, so vessels
+        taper and fade before the lung periphery; density is proportional to the diameter."""
         H, W = self.H, self.W
         layer = Image.new("F", (W, H), 0.0)
         pen = ImageDraw.Draw(layer)
-        step = 0.018 * self.lh
+        full = 0.008 * H  # diameter drawn at full density
         for side, (hx, hy) in hila.items():
             sign = -1 if side == "right" else 1
-            stack = []
-            for _ in range(16):
-                angle = np.deg2rad(rng.uniform(-100, 105))  # from apex (-90) over lateral (0) to base
-                start = (hx + sign * rng.uniform(-0.01, 0.03) * self.tw, hy + rng.uniform(-0.05, 0.05) * self.lh)
-                width = 0.0075 * H * (1.25 if angle > 0 else 1.0) * rng.uniform(0.8, 1.2)
-                stack.append((start, np.array([sign * np.cos(angle), np.sin(angle)]), width, 0))
-            drawn = 0
-            while stack and drawn < 700:
-                (x, y), direction, width, generation = stack.pop()
-                for k in range(40):
-                    turn = rng.normal(0, 0.12)
-                    direction = np.array([direction[0] * np.cos(turn) - direction[1] * np.sin(turn),
-                                          direction[0] * np.sin(turn) + direction[1] * np.cos(turn)])
-                    nx, ny = x + direction[0] * step, y + direction[1] * step
-                    if not (0 <= nx < W and 0 <= ny < H) or width < 0.4:
-                        break
-                    if not lungs[int(ny), int(nx)] and (generation > 0 or k > 6):
-                        break
-                    pen.line([(x, y), (nx, ny)], fill=min(width, 2.5) / 2.5 + 0.3,
-                                     width=max(1, int(round(width))))
-                    drawn += 1
-                    if generation < 5 and rng.random() < 0.28:
-                        a = rng.choice([-1, 1]) * np.deg2rad(rng.uniform(20, 45))
-                        child = np.array([direction[0] * np.cos(a) - direction[1] * np.sin(a),
-                                          direction[0] * np.sin(a) + direction[1] * np.cos(a)])
-                        stack.append(((nx, ny), child, width * 0.65, generation + 1))
-                    x, y, width = nx, ny, width * 0.93
+            stack = deque()
+            for lo, hi, width, n in ((-115, -60, 0.010, 3), (-45, 15, 0.008, 2), (25, 110, 0.013, 4)):
+                for angle in np.deg2rad(np.sort(rng.uniform(lo, hi, n))):
+                    start = (hx + sign * rng.uniform(0.0, 0.03) * self.tw, hy + rng.uniform(-0.03, 0.03) * self.lh)
+                    stack.append((start, float(angle), width * H * rng.uniform(0.8, 1.2)))
+            segments = 0
+            while stack and segments < 1500:  # breadth first: every trunk gets its share
+                (x, y), angle, width = stack.popleft()
+                u_length, u_bend, u_ratio, u_spread = rng.random(4)  # one call per segment: fast
+                length = width * (3 + 2.5 * u_length) + 0.008 * H
+                bend = 0.5 * (u_bend - 0.5)
+                points = [(x, y)]
+                for k in range(1, 5):
+                    a = angle + bend * k / 4
+                    points.append((points[-1][0] + sign * math.cos(a) * length / 4,
+                                   points[-1][1] + math.sin(a) * length / 4))
+                nx, ny = points[-1]
+                if not (0 <= nx < W and 0 <= ny < H) or not lungs[int(ny), int(nx)] and width < 0.006 * H:
+                    continue
+                pen.line(points, fill=min(width / full, 1.0) * 0.8 + 0.2, width=max(1, int(round(width))))
+                segments += 1
+                if width < 0.0012 * H:
+                    continue
+                ratio = 0.62 + 0.23 * u_ratio  # Murray's law: w^3 = w1^3 + w2^3
+                spread = (0.5 + 0.4 * u_spread) * (1 if u_bend < 0.5 else -1)  # daughters diverge
+                stack.append(((nx, ny), angle + bend - spread * (1 - ratio), width * ratio))
+                stack.append(((nx, ny), angle + bend + spread * ratio, width * (1 - ratio ** 3) ** (1 / 3)))
         out = np.array(layer, dtype=np.float32)
-        out[rng.random((H, W)) < 0.002] += 1.2  # vessels seen end-on
-        out = blur(out, 1.0)
+        out[rng.random((H, W)) < 0.0015] += 0.8  # vessels seen end-on
+        out = blur(out, 0.8)
         texture = resize(rng.normal(0, 1, (H // 3, W // 3)).astype(np.float32), (H, W))
         spread = 2 * (0.16 * self.tw) ** 2
         perihilar = sum(np.outer(np.exp(-(self.rows - hy) ** 2 / spread), np.exp(-(self.cols - hx) ** 2 / spread))
                         for hx, hy in hila.values())
-        return (0.07 * out + 0.012 * texture + 0.05 * perihilar) * lungs
+        behind_heart = 1 - 0.7 * blur(heart.astype(np.float32), 0.01 * H)
+        return (0.09 * out * behind_heart + 0.012 * texture + 0.05 * perihilar) * lungs
 
     def hilar_shadows(self, hila, rng: np.random.Generator) -> np.ndarray:
         """Lobulated hilar densities: pulmonary arteries and veins converging on the hila."""

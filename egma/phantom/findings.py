@@ -9,7 +9,7 @@ from scipy import ndimage
 from scipy.interpolate import make_interp_spline
 
 from egma.phantom import assets
-from egma.phantom.anatomy import POSTERIOR_RIB_DENSITY, Anatomy, blur, rib_layer
+from egma.phantom.anatomy import POSTERIOR_RIB_DENSITY, Anatomy, blur, resize, rib_layer
 
 FINDING_NAMES: tuple[str, ...] = (
     "cardiomegaly", "pleural_effusion", "consolidation", "pneumonia", "atelectasis",
@@ -114,14 +114,18 @@ def _place(anatomy: Anatomy, name: str, side: str, zone: str | None, rng, scale:
 
 
 def _patch(anatomy: Anatomy, x, y, rx, ry, rng, softness: float) -> np.ndarray:
-    """Patchy airspace density (0..1): smoothed noise thresholded inside an elliptic envelope."""
+    """Airspace density (0..1): fractal (multi-octave) noise inside a soft elliptic envelope,
+    thresholded smoothly so the border is ill defined and the interior patchy."""
     H, W = anatomy.shape
     yy, xx = _grid(anatomy)
-    envelope = np.clip(1 - ((xx - x) / rx) ** 2 - ((yy - y) / ry) ** 2, 0, None)
-    noise = blur(rng.normal(0, 1, (H, W)).astype(np.float32), 0.012 * H)
-    noise /= noise.std() + 1e-6
-    density = np.clip(2.2 * envelope ** 0.5 + 0.45 * noise - 0.5, 0, 1)
-    return blur(density, softness * H)
+    envelope = np.exp(-(((xx - x) / rx) ** 2 + ((yy - y) / ry) ** 2))
+    fractal = np.zeros((H, W), np.float32)
+    for cells, weight in ((6, 1.0), (14, 0.6), (32, 0.35), (70, 0.2)):
+        size = (max(int(cells * H / max(rx, ry) / 8), 2), max(int(cells * W / max(rx, ry) / 8), 2))
+        fractal += weight * resize(rng.normal(0, 1, size).astype(np.float32), (H, W))
+    fractal /= fractal.std() + 1e-6
+    density = 1 / (1 + np.exp(-(2.4 * envelope + 0.55 * fractal - 1.2) / 0.18))
+    return blur(density * (envelope > 0.02), softness * H)
 
 
 def _lung_limited(density: np.ndarray, anatomy: Anatomy, side: str) -> np.ndarray:
@@ -147,7 +151,7 @@ def _airspace(spec: FindingSpec, anatomy: Anatomy, rng, box_kind: str, strength:
         density = _lung_limited(_patch(anatomy, x, y, rx, ry, rng, softness), anatomy, side)
         fill = density * min(strength * scale, 0.95)
         if bronchograms:
-            fill *= 1 - 0.55 * _bronchi(anatomy, side, x, y, rx, ry, rng)
+            fill *= 1 - 0.4 * _bronchi(anatomy, side, x, y, rx, ry, rng)
         effects.append(Effect(density > 0.3, extra=0.04 * fill, air_gain=1 - fill))
     return _merge(effects)
 
@@ -168,7 +172,7 @@ def _bronchi(anatomy: Anatomy, side: str, x, y, rx, ry, rng) -> np.ndarray:
             angle += rng.normal(0, 0.2)
             points.append(points[-1] + 0.25 * np.array([np.cos(angle) * rx, np.sin(angle) * ry]))
         pen.line([tuple(p) for p in points], fill=1.0, width=width)
-    return blur(np.asarray(layer, dtype=np.float32), 0.7)
+    return blur(np.asarray(layer, dtype=np.float32), 1.2)
 
 
 # ------------------------------------------------------------------------------- renderers
@@ -218,17 +222,19 @@ def _atelectasis(spec, anatomy, rng) -> Effect:
     for side in _sides(spec, rng):
         x, y, rx, _ = _place(anatomy, "atelectasis", side, zone, rng, 1.0)
         half_length = float(np.clip(rx, 0.12 * anatomy.thorax_width, 0.22 * anatomy.thorax_width)) * scale
-        thickness = 0.008 * H * scale
+        thickness = 0.01 * H * scale
         angle = np.deg2rad(rng.uniform(-15, 15))
         along = (xx - x) * np.cos(angle) + (yy - y) * np.sin(angle)
         across = -(xx - x) * np.sin(angle) + (yy - y) * np.cos(angle)
-        band = np.clip(1 - (across / thickness) ** 2, 0, None) * np.clip(1 - (along / half_length) ** 4, 0, None)
-        band = _lung_limited(blur(band, 0.003 * H), anatomy, side)
+        across = across - rng.uniform(-0.6, 0.6) * along ** 2 / half_length  # gently curved plate
+        taper = np.clip(np.cos(0.5 * np.pi * along / half_length), 0, None) * (np.abs(along) < half_length)
+        band = np.exp(-(across / thickness) ** 2) * taper ** 0.7
+        band = _lung_limited(blur(band, 0.004 * H), anatomy, side)
         haze = _lung_limited(blur(band, 0.02 * H), anatomy, side)
         haze /= haze.max() + 1e-6
-        fill = np.clip(0.5 * band + 0.3 * haze * scale, 0, 0.9)
+        fill = np.clip(0.45 * band + 0.25 * haze * scale, 0, 0.9)
         mask = (np.abs(across) < thickness + 0.02 * H) & (np.abs(along) < half_length) & anatomy.side_mask(side)
-        effects.append(Effect(mask, extra=0.01 * band, air_gain=1 - fill))
+        effects.append(Effect(mask, extra=0.02 * band, air_gain=1 - fill))
     return _merge(effects)
 
 
@@ -261,7 +267,7 @@ def _edema(spec, anatomy, rng) -> Effect:
     lines = blur(np.asarray(kerley, dtype=np.float32), 0.5) * lungs
     fill = np.clip(0.55 * scale * haze, 0, 0.9) * blur(lungs.astype(np.float32), 0.004 * H)
     mask = lungs & ((haze > 0.35) | ndimage.binary_dilation(lines > 0.05, iterations=max(1, int(0.01 * H))))
-    return Effect(mask, extra=0.07 * lines, air_gain=1 - fill, vessel_gain=1 + 0.5 * fill)
+    return Effect(mask, extra=0.07 * lines, air_gain=1 - fill, vessel_gain=1 - 0.3 * fill)
 
 
 def _pleural_effusion(spec, anatomy, rng) -> Effect:
@@ -354,14 +360,14 @@ def _fracture(spec, anatomy, rng) -> Effect:
         lateral_first = side == "right"  # the right ribs run from the image's left edge
         t = rng.uniform(0.55, 0.8)
         k = int((1 - t if lateral_first else t) * (cols.size - 1))
-        hw = float(rib.half_width)
-        gap = np.abs(cols - cols[k]) < 0.8 * hw
+        hw = float(np.broadcast_to(rib.half_width, cols.shape)[k])
+        gap = np.abs(cols - cols[k]) < 0.5 * hw
         lateral = (cols < cols[k]) if lateral_first else (cols > cols[k])
-        step = 1.1 * hw * np.clip(1 - np.abs(cols - cols[k]) / (4 * hw), 0, None) * lateral
+        step = 1.5 * hw * np.clip(1 - np.abs(cols - cols[k]) / (5 * hw), 0, None) * lateral  # cortical step-off
         before = rib_layer(rib, (H, W))
         after = rib_layer(rib, (H, W), offset=step, keep=~gap)
         lucent_line = rib_layer(rib, (H, W), keep=gap)  # the fracture line is darker than the marrow
-        extra = POSTERIOR_RIB_DENSITY * anatomy.bone_scale * (after - before - 0.6 * lucent_line)
+        extra = POSTERIOR_RIB_DENSITY * anatomy.bone_scale * (after - before - 1.0 * lucent_line)
         yy, xx = _grid(anatomy)
         mask = (np.abs(xx - cols[k]) < 3 * hw) & (np.abs(yy - rib.centre[k]) < 2 * hw)
         effects.append(Effect(mask, extra=extra))
