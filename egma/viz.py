@@ -193,3 +193,38 @@ def image_grid(images: list[np.ndarray], titles: list[str], cols: int = 4, size:
     fig.update_layout(height=rows * (size + 30), width=cols * size, showlegend=False, margin=dict(l=5, r=5, t=30, b=5),
                       plot_bgcolor="white")
     return fig
+
+
+def matrix_figure(matrices: dict[str, np.ndarray], row_labels: list[str] | None = None, x_title: str = "",
+                  y_title: str = "", height: int = 360, colorscale: str = "Viridis") -> go.Figure:
+    """Heatmaps side by side (title -> 2-D array), each with its own colour bar; row 0 at the top."""
+    titles = list(matrices)
+    fig = make_subplots(rows=1, cols=len(titles), subplot_titles=titles, horizontal_spacing=0.09)
+    for i, (title, values) in enumerate(matrices.items(), start=1):
+        values = np.asarray(values, dtype=float)
+        domain = fig.layout[f"xaxis{i if i > 1 else ''}"].domain
+        labels = row_labels if row_labels is not None and len(row_labels) == len(values) else None
+        fig.add_trace(go.Heatmap(z=values, y=labels, colorscale=colorscale, colorbar=dict(x=domain[1] + 0.005, len=0.9,
+                                                                                          thickness=10),
+                                 hovertemplate="row %{y}, column %{x}: %{z:.3g}<extra>" + title + "</extra>"),
+                      row=1, col=i)
+        fig.update_yaxes(autorange="reversed", showticklabels=labels is None or i == 1, row=1, col=i)
+        fig.update_xaxes(title_text=x_title, row=1, col=i)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(height=height, margin=dict(l=10, r=40, t=40, b=40))
+    return fig
+
+
+def patch_overlay_figure(image: np.ndarray, values: np.ndarray, grid: int, title: str = "",
+                         colorscale: str = "Hot", opacity: float = 0.55) -> go.Figure:
+    """A square model-frame image with one value per patch (row-major, grid x grid) laid over it."""
+    size = image.shape[0]
+    step = size / grid
+    centres = (np.arange(grid) + 0.5) * step
+    fig = go.Figure(go.Heatmap(z=np.asarray(values, float).reshape(grid, grid), x=centres, y=centres,
+                               colorscale=colorscale, opacity=opacity, colorbar=dict(thickness=10),
+                               hovertemplate="patch row %{y}, col %{x}: %{z:.3g}<extra></extra>"))
+    add_image(fig, image)
+    fig.update_layout(title=title, width=440, height=420, margin=dict(l=10, r=10, t=40, b=10))
+    return fig

@@ -94,6 +94,8 @@ def egd_frame(n: int, dicom=DICOM_E, t0=0.0) -> pd.DataFrame:
     frame["FPOGV"], frame["BPOGV"] = 1, 1
     frame["FPOGS"], frame["FPOGD"] = t0 + np.arange(n) * 0.3, 0.25
     frame["X_ORIGINAL"], frame["Y_ORIGINAL"] = 10.0 + np.arange(n), 20.0
+    # the raw point of gaze, as screen fractions, that lands on the same image pixels (scale 27 px/px)
+    frame["BPOGX"], frame["BPOGY"] = (PADS[2] + 27.0 * frame["X_ORIGINAL"]) / 1920, 27.0 * 20.0 / 1080
     return frame
 
 
@@ -105,7 +107,7 @@ def write_egd(root: Path, subject=SUBJECT_E, study=STUDY_E, dicom=DICOM_E) -> No
         root / "master_sheet.csv", index=False)
     gaze = egd_frame(12)
     gaze.loc[3, "BPOGV"] = 0                 # blink
-    gaze.loc[5, "X_ORIGINAL"] = -1           # off the image
+    gaze.loc[5, "BPOGX"] = 0.1               # off the image (left of it on the screen)
     calibration = egd_frame(3, dicom="calibration", t0=50.0)   # rows of an image not in the sheet
     pd.concat([gaze, calibration]).to_csv(root / "eye_gaze.csv", index=False)
     egd_frame(3).to_csv(root / "fixations.csv", index=False)
@@ -447,8 +449,8 @@ def test_siim_masks_union_and_bad_code(tmp_path):
     second = np.zeros(shape, bool); second[500:510, 10:12] = True
     rows = [("img1", rle_encode(first)), ("img1", rle_encode(second)), ("img2", "-1")]
     (root / "dicom-images-train" / "study" / "series").mkdir(parents=True)
-    for key in ("img1", "img2"):
-        (root / "dicom-images-train" / "study" / "series" / f"{key}.png").write_bytes(b"")
+    for key in ("img1", "img2"):   # the masks take the image's own size
+        Image.new("L", (shape[1], shape[0])).save(root / "dicom-images-train" / "study" / "series" / f"{key}.png")
     (root / "train-rle.csv").write_text("ImageId, EncodedPixels\n" + "".join(f"{k},{c}\n" for k, c in rows))
     data = read_siim(root)
     assert data.table["key"].tolist() == ["img1", "img2"] and data.labels[:, 0].tolist() == [1.0, 0.0]

@@ -2,10 +2,9 @@
 
 MIMIC-CXR reports are free text with upper-case section headers (EXAMINATION:, INDICATION:,
 FINDINGS:, IMPRESSION:, ...). Like the CLIP-style CXR literature we keep FINDINGS and IMPRESSION
-when either is present, else the whole text. Sentence splitting uses the phantom's splitter
-(egma.phantom.reports.split_sentences) when it is installed, so phantom and real reports are cut
-the same way; otherwise a small local rule: a sentence ends at . ! or ? followed by white space
-and an upper-case letter, a digit or the end (so "2.5 cm" and "a.m." stay whole).
+when either is present, else the whole text. Sentences are cut by the same
+splitter as the phantom's reports (egma.phantom.reports.split_sentences), so phantom and real
+reports are cut the same way.
 """
 from __future__ import annotations
 
@@ -13,7 +12,6 @@ import re
 
 _HEADER = re.compile(r"(?m)^\s*([A-Z][A-Z /&()-]+):")
 _KEPT_SECTIONS = ("FINDINGS", "IMPRESSION")
-_BOUNDARY = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9_])")
 
 
 def report_body(text: str) -> str:
@@ -29,13 +27,7 @@ def report_body(text: str) -> str:
 
 def split_report(text: str) -> list[str]:
     """Sentences of a report (see module docstring), whitespace collapsed, empty ones dropped."""
+    from egma.phantom.reports import split_sentences  # here, not at the top: reports imports egma.datasets
+
     body = " ".join(report_body(text).split())
-    try:
-        from egma.phantom.reports import split_sentences
-    except ImportError:
-        split_sentences = _split_local
     return [s.strip() for s in split_sentences(body) if s.strip()]
-
-
-def _split_local(text: str) -> list[str]:
-    return _BOUNDARY.split(text)

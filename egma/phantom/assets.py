@@ -21,6 +21,7 @@ from PIL import Image
 from scipy import ndimage
 
 from egma.datasets.errors import DataFormatError
+from egma.datasets.rle import rle_decode
 
 LUNG_MASK_SIZE = 256  # lung masks are kept cropped to their bounding box, resampled to this square
 
@@ -185,25 +186,12 @@ def pneumothorax_encodings() -> tuple[str, ...]:
 
 
 def decode_siim_rle(code: str, size: int = 1024, *, row: int | None = None) -> np.ndarray:
-    """Decode SIIM-ACR's relative RLE: pairs (gap since the end of the previous run, run length)
-    over the column-major flattened 1024 x 1024 image."""
+    """SIIM-ACR's relative, column-major RLE -> bool (size, size) mask; errors name the shipped file's row."""
     try:
-        numbers = np.array(code.split(), dtype=np.int64)
+        return rle_decode(code, (size, size))
     except ValueError as error:
         raise DataFormatError(_path("siim-pneumothorax-train-rle.csv.gz"), f"bad RLE: {error}",
                               row=row, column="EncodedPixels") from error
-    if numbers.size % 2:
-        raise DataFormatError(_path("siim-pneumothorax-train-rle.csv.gz"),
-                              "RLE has an odd number of values", row=row, column="EncodedPixels")
-    gaps, lengths = numbers[0::2], numbers[1::2]
-    starts = np.cumsum(gaps + np.concatenate([[0], lengths[:-1]]))
-    if starts.size and starts[-1] + lengths[-1] > size * size:
-        raise DataFormatError(_path("siim-pneumothorax-train-rle.csv.gz"),
-                              "RLE runs past the image", row=row, column="EncodedPixels")
-    flat = np.zeros(size * size + 1, np.int32)
-    np.add.at(flat, starts, 1)
-    np.add.at(flat, starts + lengths, -1)
-    return (np.cumsum(flat[:-1]) > 0).reshape(size, size).T
 
 
 @lru_cache(maxsize=256)

@@ -125,7 +125,7 @@ def _patch(anatomy: Anatomy, x, y, rx, ry, rng, softness: float) -> np.ndarray:
         fractal += weight * resize(rng.normal(0, 1, size).astype(np.float32), (H, W))
     fractal /= fractal.std() + 1e-6
     density = 1 / (1 + np.exp(-(2.4 * envelope + 0.55 * fractal - 1.2) / 0.18))
-    return blur(density * (envelope > 0.02), softness * H)
+    return blur(density * np.clip(envelope / 0.2, 0, 1), softness * H)
 
 
 def _lung_limited(density: np.ndarray, anatomy: Anatomy, side: str) -> np.ndarray:
@@ -151,8 +151,9 @@ def _airspace(spec: FindingSpec, anatomy: Anatomy, rng, box_kind: str, strength:
         density = _lung_limited(_patch(anatomy, x, y, rx, ry, rng, softness), anatomy, side)
         fill = density * min(strength * scale, 0.95)
         if bronchograms:
-            fill *= 1 - 0.4 * _bronchi(anatomy, side, x, y, rx, ry, rng)
-        effects.append(Effect(density > 0.3, extra=0.04 * fill, air_gain=1 - fill))
+            fill *= 1 - 0.3 * _bronchi(anatomy, side, x, y, rx, ry, rng)
+        # vessels inside the opacity are silhouetted by it
+        effects.append(Effect(density > 0.3, extra=0.04 * fill, air_gain=1 - fill, vessel_gain=1 - 0.8 * fill))
     return _merge(effects)
 
 
@@ -168,9 +169,9 @@ def _bronchi(anatomy: Anatomy, side: str, x, y, rx, ry, rng) -> np.ndarray:
         angle = base + rng.normal(0, 0.35)
         start = np.array([x, y]) - 0.7 * np.array([np.cos(angle) * rx, np.sin(angle) * ry])
         points = [start]
-        for _ in range(6):
+        for _ in range(4):
             angle += rng.normal(0, 0.2)
-            points.append(points[-1] + 0.25 * np.array([np.cos(angle) * rx, np.sin(angle) * ry]))
+            points.append(points[-1] + 0.2 * np.array([np.cos(angle) * rx, np.sin(angle) * ry]))
         pen.line([tuple(p) for p in points], fill=1.0, width=width)
     return blur(np.asarray(layer, dtype=np.float32), 1.2)
 
@@ -222,17 +223,17 @@ def _atelectasis(spec, anatomy, rng) -> Effect:
     for side in _sides(spec, rng):
         x, y, rx, _ = _place(anatomy, "atelectasis", side, zone, rng, 1.0)
         half_length = float(np.clip(rx, 0.12 * anatomy.thorax_width, 0.22 * anatomy.thorax_width)) * scale
-        thickness = 0.01 * H * scale
+        thickness = 0.014 * H * scale
         angle = np.deg2rad(rng.uniform(-15, 15))
         along = (xx - x) * np.cos(angle) + (yy - y) * np.sin(angle)
         across = -(xx - x) * np.sin(angle) + (yy - y) * np.cos(angle)
         across = across - rng.uniform(-0.6, 0.6) * along ** 2 / half_length  # gently curved plate
         taper = np.clip(np.cos(0.5 * np.pi * along / half_length), 0, None) * (np.abs(along) < half_length)
         band = np.exp(-(across / thickness) ** 2) * taper ** 0.7
-        band = _lung_limited(blur(band, 0.004 * H), anatomy, side)
+        band = _lung_limited(blur(band, 0.006 * H), anatomy, side)
         haze = _lung_limited(blur(band, 0.02 * H), anatomy, side)
         haze /= haze.max() + 1e-6
-        fill = np.clip(0.45 * band + 0.25 * haze * scale, 0, 0.9)
+        fill = np.clip(0.35 * band + 0.25 * haze * scale, 0, 0.9)
         mask = (np.abs(across) < thickness + 0.02 * H) & (np.abs(along) < half_length) & anatomy.side_mask(side)
         effects.append(Effect(mask, extra=0.02 * band, air_gain=1 - fill))
     return _merge(effects)
@@ -361,15 +362,15 @@ def _fracture(spec, anatomy, rng) -> Effect:
         t = rng.uniform(0.55, 0.8)
         k = int((1 - t if lateral_first else t) * (cols.size - 1))
         hw = float(np.broadcast_to(rib.half_width, cols.shape)[k])
-        gap = np.abs(cols - cols[k]) < 0.5 * hw
+        gap = np.abs(cols - cols[k]) < 0.6 * hw
         lateral = (cols < cols[k]) if lateral_first else (cols > cols[k])
-        step = 1.5 * hw * np.clip(1 - np.abs(cols - cols[k]) / (5 * hw), 0, None) * lateral  # cortical step-off
+        step = 2.0 * hw * np.clip(1 - np.abs(cols - cols[k]) / (8 * hw), 0, None) * lateral  # cortical step-off
         before = rib_layer(rib, (H, W))
         after = rib_layer(rib, (H, W), offset=step, keep=~gap)
         lucent_line = rib_layer(rib, (H, W), keep=gap)  # the fracture line is darker than the marrow
         extra = POSTERIOR_RIB_DENSITY * anatomy.bone_scale * (after - before - 1.0 * lucent_line)
         yy, xx = _grid(anatomy)
-        mask = (np.abs(xx - cols[k]) < 3 * hw) & (np.abs(yy - rib.centre[k]) < 2 * hw)
+        mask = (np.abs(xx - cols[k]) < 4 * hw) & (np.abs(yy - rib.centre[k] - hw) < 2.5 * hw)
         effects.append(Effect(mask, extra=extra))
     return _merge(effects)
 

@@ -94,7 +94,8 @@ def _sentence_masks(rendered, report: PhantomReport) -> list[np.ndarray]:
         mask = np.zeros(rendered.image.shape, dtype=bool)
         for key in sentence.region:
             mask |= region_mask(rendered, key)
-        masks.append(mask)
+        # a region can vanish on a small render (e.g. a thin device cropped away): look at the chest
+        masks.append(mask if mask.any() else rendered.anatomy_masks["chest"])
     return masks
 
 
@@ -150,7 +151,7 @@ def _write_study(args) -> dict:
     save_image(pdir / image_relpath(study), rendered.image)
     (pdir / "CXR-DICOM").mkdir(parents=True, exist_ok=True)
     (pdir / "CXR-DICOM" / f"s{study.study_id}.txt").write_text(mimic_report_text(study.report_sentences, []))
-    boxes = {name: truth.mask_box(m) for name, m in rendered.finding_masks.items()}
+    boxes = {name: truth.mask_box(m) for name, m in rendered.finding_masks.items() if m.any()}
     chest_box = truth.mask_box(rendered.anatomy_masks["chest"])
     out = {"study": study, "reflacx_rows": [], "egd": []}
     readings_truth = {}
