@@ -228,3 +228,92 @@ def patch_overlay_figure(image: np.ndarray, values: np.ndarray, grid: int, title
     add_image(fig, image)
     fig.update_layout(title=title, width=440, height=420, margin=dict(l=10, r=10, t=40, b=10))
     return fig
+
+
+# --- chapter 2: gaze preprocessing --------------------------------------------------------------
+
+FIXATION_SET_COLOURS = ("#e6194b", "#3cb44b", "#4363d8", "#f58231", "#911eb4")
+
+
+def fixation_detection_figure(t: np.ndarray, x: np.ndarray, y: np.ndarray, speed: np.ndarray, threshold: float,
+                              fixation_sets: dict, windows: np.ndarray | None = None,
+                              colours: list[str] | None = None, title: str = "",
+                              show_s: float | None = None) -> go.Figure:
+    """x(t), y(t) and angular speed (log axis, threshold dashed), then every fixation table of
+    `fixation_sets` (name -> FixationTable, the first drawn on x and y too) as a row of intervals.
+    Sentence gaze windows are shaded; `show_s` opens the figure on the first seconds. Samples are
+    sent as float32 (plenty for display, half the page weight)."""
+    t, x, y, speed = (np.asarray(a, np.float32) for a in (t, x, y, speed))
+    fig = make_subplots(rows=4, cols=1, shared_xaxes=True, vertical_spacing=0.03, row_heights=[0.28, 0.28, 0.24, 0.2],
+                        subplot_titles=("x (px)", "y (px)", "angular speed (deg/s)", "fixations"))
+    first = next(iter(fixation_sets.values()))
+    for row, values, centre in ((1, x, first.x), (2, y, first.y)):
+        fig.add_trace(go.Scattergl(x=t, y=values, mode="lines", line=dict(width=1, color="#444"), name="samples",
+                                   showlegend=row == 1), row=row, col=1)
+        fig.add_trace(go.Scattergl(x=np.column_stack([first.t_start, first.t_end, np.full(len(first), np.nan)]).ravel(),
+                                   y=np.repeat(centre, 3), mode="lines", line=dict(width=4, color=FIXATION_SET_COLOURS[0]),
+                                   name=next(iter(fixation_sets)), showlegend=False), row=row, col=1)
+    fig.add_trace(go.Scattergl(x=t, y=np.maximum(speed, 0.1), mode="lines", line=dict(width=1, color="#444"),
+                               showlegend=False), row=3, col=1)
+    fig.add_hline(y=threshold, line_dash="dash", line_color="#e6194b", row=3, col=1)
+    fig.update_yaxes(type="log", row=3, col=1)
+    for k, (name, fx) in enumerate(fixation_sets.items()):
+        fig.add_trace(go.Scattergl(x=np.column_stack([fx.t_start, fx.t_end, np.full(len(fx), np.nan)]).ravel(),
+                                   y=np.repeat([name], 3 * len(fx)), mode="lines", name=name,
+                                   line=dict(width=9, color=FIXATION_SET_COLOURS[k % len(FIXATION_SET_COLOURS)])),
+                      row=4, col=1)
+    if windows is not None:
+        for (a, b), colour in zip(windows, colours or [ANATOMY_COLOUR] * len(windows)):
+            fig.add_vrect(x0=a, x1=b, fillcolor=colour, opacity=0.15, line_width=0)
+    if show_s is not None:
+        fig.update_xaxes(range=[t[0], t[0] + show_s])
+    fig.update_layout(title=title, height=680, xaxis4_title="time (s)", margin=dict(l=10, r=10, t=60, b=40),
+                      legend=dict(orientation="h", y=-0.08))
+    return fig
+
+
+_HEAT_SCALE = [[0, "rgba(255,230,0,0)"], [0.05, "rgba(255,200,0,0.25)"], [1, "rgba(255,0,0,0.9)"]]
+_GRID_SCALE = [[0, "rgba(0,90,255,0)"], [1, "rgba(0,90,255,0.75)"]]
+
+
+def sentence_heatmap_slider(image: np.ndarray, maps: np.ndarray, soft: np.ndarray, sentences: list[str],
+                            outlines: list[tuple[list, list]] | None = None, notes: list[str] | None = None,
+                            title: str = "") -> go.Figure:
+    """Each sentence's heatmap over the model-frame image (left) and its patch-grid labels GS (right),
+    one slider step per sentence. Steps only toggle trace visibility, so the slider works in static
+    HTML without a kernel. `outlines` (model-frame x, y lists per sentence) draws the true region."""
+    size, grid = image.shape[0], int(round(np.sqrt(soft.shape[1])))
+    fig = make_subplots(rows=1, cols=2, horizontal_spacing=0.03,
+                        subplot_titles=("heatmap (model frame)", f"patch labels GS ({grid}x{grid})"))
+    per_sentence = []
+    for i, (heat, labels) in enumerate(zip(maps, soft)):
+        first = len(fig.data)
+        peak = heat.max() if heat.max() > 0 else 1.0
+        fig.add_trace(go.Heatmap(z=np.round(255 * heat / peak).astype(np.uint8), x0=0.5, dx=1, y0=0.5, dy=1,
+                                 zmin=0, zmax=255,  # one byte per pixel keeps many sentences light
+                                 colorscale=_HEAT_SCALE, showscale=False, hoverinfo="skip", visible=i == 0), row=1, col=1)
+        fig.add_trace(go.Heatmap(z=np.round(labels.reshape(grid, grid), 2), x0=size / grid / 2, dx=size / grid,
+                                 y0=size / grid / 2, dy=size / grid, zmin=0, zmax=1, colorscale=_GRID_SCALE,
+                                 showscale=False, texttemplate="%{z:.2f}", textfont=dict(size=9, color="white"),
+                                 visible=i == 0), row=1, col=2)
+        if outlines is not None:
+            for col in (1, 2):
+                fig.add_trace(go.Scatter(x=outlines[i][0], y=outlines[i][1], mode="lines", hoverinfo="skip",
+                                         line=dict(color="#00ff88", width=2), visible=i == 0, showlegend=False),
+                              row=1, col=col)
+        per_sentence.append(range(first, len(fig.data)))
+    for col in (1, 2):
+        add_image(fig, image, row=1, col=col)
+    steps = []
+    for i, text in enumerate(sentences):
+        visible = [False] * len(fig.data)
+        for k in per_sentence[i]:
+            visible[k] = True
+        label = f"{i + 1}. {text}" + (f" ({notes[i]})" if notes and notes[i] else "")
+        steps.append(dict(method="update", label=str(i + 1),
+                          args=[{"visible": visible}, {"title.text": f"{title}<br><sub>{html.escape(label)}</sub>"}]))
+    first_label = f"1. {sentences[0]}" + (f" ({notes[0]})" if notes and notes[0] else "")
+    fig.update_layout(title=f"{title}<br><sub>{html.escape(first_label)}</sub>", height=500, width=900,
+                      showlegend=False, margin=dict(l=10, r=10, t=80, b=10),
+                      sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="sentence "), pad=dict(t=30))])
+    return fig

@@ -190,6 +190,7 @@ print(f"sentences per report: median {np.median(n_sentences):.0f}, range {n_sent
 durations = np.concatenate([r.fixations.duration for r in readings])
 amplitudes = np.concatenate([np.hypot(np.diff(r.fixations.x), np.diff(r.fixations.y)) / s.image_size[1]
                              for s in studies for r in s.readings])
+amplitudes = amplitudes[np.isfinite(amplitudes)]  # fixations off the image have no position
 stats = pd.DataFrame({
     "this corpus": [np.median(durations), np.percentile(durations, 10), np.percentile(durations, 90),
                     durations.mean(), 100 * np.median(amplitudes), 100 * np.percentile(amplitudes, 90)],

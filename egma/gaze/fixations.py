@@ -232,3 +232,12 @@ def match_fixations(detected: FixationTable, true: FixationTable, min_iou: float
                          recall=n_match / len(true) if len(true) else 0.0,
                          n_detected=len(detected), n_true=len(true),
                          detected_index=det[hit], true_index=tru[hit], iou=iou[hit])
+
+
+def angular_speed(samples: GazeSamples, cfg: GazeConfig, reading_id: str = "<samples>",
+                  image_size: tuple[int, int] | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(t, deg/s) on the regular sample grid: the speed the velocity detectors threshold (NaN where lost)."""
+    grid = regularise_samples(samples, reading_id, image_size)
+    ppd_x, ppd_y = px_per_deg(samples, cfg)
+    velocity = _velocity(np.column_stack([grid.x / ppd_x, grid.y / ppd_y]), grid.rate_hz, cfg.velocity_window_s)
+    return grid.t, np.hypot(velocity[:, 0], velocity[:, 1])
