@@ -95,15 +95,21 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
+    """Pretraining (egma.train). `batch_size` is the GLOBAL batch of one forward pass, split evenly over the
+    processes, so a run gives the same losses on 1 or n processes; one optimiser step sees grad_accum of them."""
     epochs: int = 2
     batch_size: int = 8
     lr: float = 1e-4
     weight_decay: float = 1e-4
-    warmup_fraction: float = 0.1
-    grad_clip: float = 1.0
+    warmup_fraction: float = 0.1     # linear warm-up over this share of the optimiser steps, then cosine to 0
+    grad_clip: float = 1.0           # max global grad norm (0: no clipping)
     grad_accum: int = 1
-    gaze_fraction: float = 1.0
+    gaze_fraction: float = 1.0       # seeded share of the training studies with gaze that keep it
     seed: int = 0
+    mixed_precision: str = "auto"    # "auto" (bf16 on a GPU that has it, else "no"), "no", "bf16", "fp16"
+    checkpoint_every: int = 50       # optimiser steps between checkpoints (and one at every epoch end)
+    keep_checkpoints: int = 2        # resumable checkpoints kept besides the best model
+    val_prompts_per_class: int | None = None  # cap of the 5x200 prompts per class for validation (None: all)
 
 
 @dataclass(frozen=True)

@@ -110,7 +110,7 @@ def walkthrough_score(item):
     study, reading = item
     regions = true_regions(study)
     n_finding = sum(any(k.startswith("finding:") for k in r) for r in regions.values())
-    return reading.source == "reflacx", min(n_finding, 2), len(study.report_sentences)
+    return reading.source == "reflacx", min(n_finding, 2), -abs(len(study.report_sentences) - 7)
 
 
 study, reading = max(readings, key=walkthrough_score)
@@ -215,8 +215,7 @@ if live_kernel:
                                     ["fallback" if walk.fallback[i] else ""], "scrubber").show()
 
     scrubber = widgets.IntSlider(value=0, min=0, max=len(spoken) - 1, description="sentence")
-    scrubber.observe(draw_sentence, names="value")
-    draw_sentence()
+    scrubber.observe(draw_sentence, names="value")  # draws on the first move (an initial draw stalls papermill)
     display(widgets.VBox([scrubber, scrub_output]))
 
 # %% [markdown]
@@ -315,11 +314,13 @@ if len(shares):
                       margin=dict(l=10, r=10, t=40, b=40)).show()
 
 # %% [markdown]
-# The share inside the region itself is held down by the Gaussians' own width: a fixation right on
-# the edge of a small nodule or a thin costophrenic angle puts half of its mass outside, and the
-# simulated radiologist, like a real one, also lands a fixation or two on the region's border or
-# just beside it. Within one degree of the region nearly all of the mass is where the sentence
-# says it should be.
+# Read the printed medians as they are. On the ci phantom the share inside the region itself is
+# about 0.6 overall and below 0.5 for findings, short of the 0.7 the gaze issue set as a target; with
+# the one-degree margin it is about 0.9. Two things hold the strict share down: the Gaussians' own
+# width (a fixation on the edge of a small nodule or a thin costophrenic angle puts half of its mass
+# outside), and fixations the simulated radiologist, like a real one, lands on the region's border or
+# just beside it. Either way the maps are far from uniform: a map spread evenly over the image would
+# score only the region's area share.
 #
 # ## The gaze cache
 #
@@ -349,8 +350,8 @@ started = time.perf_counter()
 for ids in batches:
     gs, gl, sentence_mask, has_gaze = cache.batch(ids)
 per_batch_ms = 1000 * (time.perf_counter() - started) / max(len(batches), 1)
-print(f"open: {1000 * opened_s:.1f} ms; one batch of 40 studies: {per_batch_ms:.2f} ms "
-      f"(GS {tuple(gs.shape)}, {len(batches)} batches)")
+print(f"open: {1000 * opened_s:.1f} ms; a batch of 40 studies: {per_batch_ms:.2f} ms on average over "
+      f"{len(batches)} batches (GS padded to (batch, sentences, {grid * grid}))")
 
 # %% [markdown]
 # ## Sentences without gaze

@@ -137,7 +137,7 @@ def test_saccade_amplitudes_match_real_cxr_readers(cases):
 
 
 def test_on_target_fixations_are_in_region_and_time(cases):
-    max_offset_px = (gaze_sim.CALIBRATION_OFFSET_DEG[1] + 0.5) * PX_PER_DEG
+    max_offset_px = (max(hi for _, hi in gaze_sim.CALIBRATION_OFFSET_DEG.values()) + 0.5) * PX_PER_DEG
     off_target, in_windows = 0, 0
     leads = []
     for masks, tl, r in cases:
@@ -212,7 +212,8 @@ def test_calibration_offset_noise_and_fixational_movements(cases):
     for _, _, r in cases[:10]:
         f = r.fixations
         off_deg = np.hypot(*r.calibration_offset_px) / PX_PER_DEG
-        assert gaze_sim.CALIBRATION_OFFSET_DEG[0] <= off_deg <= gaze_sim.CALIBRATION_OFFSET_DEG[1]
+        low, high = gaze_sim.CALIBRATION_OFFSET_DEG["high_rate" if r.rate_hz >= gaze_sim.HIGH_RATE_HZ else "low_rate"]
+        assert low <= off_deg <= high
         k = np.searchsorted(f.t_start, r.t, side="right") - 1
         inner = (r.t > f.t_start[k] + 0.03) & (r.t < f.t_end[k] - 0.03) & ~np.isnan(r.x)
         err = np.stack([r.x - f.x[k], r.y - f.y[k]], axis=1)[inner]

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-CHUNK_ELEMENTS = 20_000_000   # resampled array elements per metric call
+CHUNK_ELEMENTS = 4_000_000    # resampled array elements per metric call (bounds memory, rankdata copies)
 
 
 @dataclass(frozen=True)

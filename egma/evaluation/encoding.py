@@ -49,16 +49,29 @@ def encode_image_tensors(model: EGMAModel, images: torch.Tensor, device: torch.d
     return ImageFeatures(torch.cat(patches), torch.cat(global_emb), torch.cat(pooled) if backbone else None)
 
 
+class _ImageFiles(torch.utils.data.Dataset):
+    def __init__(self, paths: Sequence[str | Path], size: int):
+        self.paths, self.size = list(paths), size
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, i: int) -> torch.Tensor:
+        return load_model_image(self.paths[i], self.size)
+
+
 @torch.no_grad()
 def encode_image_files(model: EGMAModel, paths: Sequence[str | Path], device: torch.device | str,
-                       batch_size: int = 64, backbone: bool = False, progress: bool = False) -> ImageFeatures:
-    """Features of image files, read and framed one batch at a time."""
-    size = model.cfg.image_size
-    parts = [encode_image_tensors(model, torch.stack([load_model_image(p, size) for p in chunk]), device,
-                                  batch_size, backbone)
-             for chunk in tqdm(list(_batches(list(paths), batch_size)), desc="images", disable=not progress)]
-    if not parts:
+                       batch_size: int = 64, backbone: bool = False, num_workers: int = 0,
+                       progress: bool = False) -> ImageFeatures:
+    """Features of image files; `num_workers` > 0 reads the next batches in worker processes while
+    the model encodes the current one."""
+    if not paths:
         raise ValueError("no images to encode")
+    loader = torch.utils.data.DataLoader(_ImageFiles(paths, model.cfg.image_size), batch_size=batch_size,
+                                         num_workers=num_workers)
+    parts = [encode_image_tensors(model, images, device, batch_size, backbone)
+             for images in tqdm(loader, desc="images", disable=not progress)]
     return ImageFeatures(torch.cat([f.patches for f in parts]), torch.cat([f.global_emb for f in parts]),
                          torch.cat([f.backbone for f in parts]) if backbone else None)
 

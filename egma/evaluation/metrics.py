@@ -3,8 +3,9 @@
 Conventions (each matches scikit-learn where it has the metric, and the tests check that):
 - Labels are class indices 0..C-1; the last axis is the items (n). Leading axes are independent
   evaluations, so a (B, n) array of resampled labels gives B values in one call.
-- macro-F1 averages all C classes; a class with neither true nor predicted items has F1 0
-  (sklearn's zero_division=0).
+- macro-F1 averages the classes that occur in y_true or y_pred; a class with neither has no F1
+  (NaN, sklearn's zero_division=np.nan), so a bootstrap resample that happens to miss a class is
+  not punished for it. A class that occurs but is never predicted correctly has F1 0.
 - Balanced accuracy is the mean recall over the classes present in y_true (sklearn's rule).
 - AUROC is the Mann-Whitney statistic with tied scores counted one half (average ranks), as
   sklearn's roc_auc_score. A class with no positives (or no negatives) has no AUROC: it is NaN
@@ -26,6 +27,14 @@ def _as_labels(y: np.ndarray, n_classes: int, name: str) -> np.ndarray:
     return y.astype(np.int64)
 
 
+def nan_mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
+    """Mean over the non-NaN entries; NaN (without a warning) where all are NaN."""
+    finite = ~np.isnan(values)
+    count = finite.sum(axis=axis)
+    total = np.where(finite, values, 0.0).sum(axis=axis)
+    return np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
+
+
 def confusion_matrix(y_true, y_pred, n_classes: int) -> np.ndarray:
     """(..., C, C) counts, rows = true class, columns = predicted class."""
     y_true, y_pred = np.broadcast_arrays(_as_labels(y_true, n_classes, "y_true"),
@@ -45,11 +54,11 @@ def per_class_f1(y_true, y_pred, n_classes: int) -> np.ndarray:
     cm = confusion_matrix(y_true, y_pred, n_classes)
     tp = np.diagonal(cm, axis1=-2, axis2=-1)
     denominator = cm.sum(axis=-1) + cm.sum(axis=-2)   # 2 tp + fn + fp
-    return np.divide(2 * tp, denominator, out=np.zeros(tp.shape), where=denominator > 0)
+    return np.divide(2 * tp, denominator, out=np.full(tp.shape, np.nan), where=denominator > 0)
 
 
 def macro_f1(y_true, y_pred, n_classes: int) -> np.ndarray:
-    return per_class_f1(y_true, y_pred, n_classes).mean(axis=-1)
+    return nan_mean(per_class_f1(y_true, y_pred, n_classes))
 
 
 def balanced_accuracy(y_true, y_pred, n_classes: int) -> np.ndarray:
@@ -57,14 +66,6 @@ def balanced_accuracy(y_true, y_pred, n_classes: int) -> np.ndarray:
     support = cm.sum(axis=-1)
     recall = np.divide(np.diagonal(cm, axis1=-2, axis2=-1), support, out=np.zeros(support.shape), where=support > 0)
     return (recall * (support > 0)).sum(axis=-1) / (support > 0).sum(axis=-1)
-
-
-def nan_mean(values: np.ndarray, axis: int = -1) -> np.ndarray:
-    """Mean over the non-NaN entries; NaN (without a warning) where all are NaN."""
-    finite = ~np.isnan(values)
-    count = finite.sum(axis=axis)
-    total = np.where(finite, values, 0.0).sum(axis=axis)
-    return np.divide(total, count, out=np.full(count.shape, np.nan), where=count > 0)
 
 
 def binary_auroc(positive, scores) -> np.ndarray:

@@ -56,7 +56,9 @@ _MICROSACCADE_MAX_S = 0.025       # main-sequence duration of the largest (1.2 d
 # Blinks and tracker.
 BLINK_INTERVAL_S = (3.0, 6.0)
 BLINK_DURATION_S = (0.10, 0.30)
-CALIBRATION_OFFSET_DEG = (0.3, 1.0)
+# Systematic calibration error per reading, by tracker class: the vendors' stated typical accuracy
+# (EyeLink 1000 Plus 0.25-0.5 deg; Gazepoint GP3 0.5-1.0 deg).
+CALIBRATION_OFFSET_DEG = {"high_rate": (0.25, 0.5), "low_rate": (0.5, 1.0)}
 # White Gaussian tracker noise, radial RMS around the true point: EyeLink-class trackers
 # (REFLACX, 1000 Hz) vs the 60 Hz Gazepoint of EGD-CXR. Velocity-based fixation filters on the
 # 1000 Hz samples need the usual velocity smoothing (e.g. Savitzky-Golay over ~20 ms).
@@ -303,7 +305,8 @@ def simulate_reading(region_masks: Sequence[np.ndarray], timeline: DictationTime
     chooser = _TargetChooser(masks, chest, windows, w, rng)
     fixations, saccades = _fixation_sequence(chooser, t_total, px_per_deg, peak_velocity, rng)
     angle = rng.uniform(0.0, 2 * np.pi)
-    offset = rng.uniform(*CALIBRATION_OFFSET_DEG) * px_per_deg * np.array([np.cos(angle), np.sin(angle)])
+    low, high = CALIBRATION_OFFSET_DEG["high_rate" if rate_hz >= HIGH_RATE_HZ else "low_rate"]
+    offset = (low + (high - low) * rng.uniform()) * px_per_deg * np.array([np.cos(angle), np.sin(angle)])
     blinks = _blinks(t_total, rng)
 
     t_latent = np.arange(int(t_total * LATENT_RATE_HZ) + 1) / LATENT_RATE_HZ
