@@ -177,7 +177,7 @@ def scanpath_figure(image: np.ndarray, fixations, colours_of_fixation: list[str]
     return fig
 
 
-def image_grid(images: list[np.ndarray], titles: list[str], cols: int = 4, size: int = 220) -> go.Figure:
+def image_grid(images: list[np.ndarray], titles: list[str], cols: int = 4, size: int = 170) -> go.Figure:
     """A contact sheet; each image inline as a small PNG."""
     rows = -(-len(images) // cols)
     fig = make_subplots(rows=rows, cols=cols, subplot_titles=titles, horizontal_spacing=0.01, vertical_spacing=0.04)
