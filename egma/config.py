@@ -133,7 +133,7 @@ SMALL_MODEL = ModelConfig(image_size=224, swin_embed_dim=32, swin_depths=(2, 2, 
 PAPER_MODEL = ModelConfig()
 
 PRESETS: dict[str, Preset] = {
-    "ci": Preset("ci", model=CI_MODEL),
+    "ci": Preset("ci", model=CI_MODEL, train=TrainConfig(epochs=3, batch_size=16, lr=5e-4)),
     "small": Preset("small", model=SMALL_MODEL, phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
                                                    n_per_class_8x200=200, n_rsna=1000, n_siim=1000)),
     "paper": Preset("paper", model=PAPER_MODEL, phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,

@@ -258,7 +258,9 @@ def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bo
     tc = cfg.train
     run_dir = Path(run_dir)
     folder = run_dir / TRAIN_FOLDER
-    accelerator = accelerator or Accelerator(mixed_precision=resolve_precision(tc.mixed_precision))
+    # cpu=True on a machine without CUDA: only then does Accelerate turn a torchrun/MPI launch into MULTI_CPU (gloo)
+    accelerator = accelerator or Accelerator(mixed_precision=resolve_precision(tc.mixed_precision),
+                                             cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     state = check_run_folder(folder, cfg, resume)  # before anything is read or written
 

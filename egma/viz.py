@@ -317,3 +317,91 @@ def sentence_heatmap_slider(image: np.ndarray, maps: np.ndarray, soft: np.ndarra
                       showlegend=False, margin=dict(l=10, r=10, t=80, b=10),
                       sliders=[dict(active=0, steps=steps, currentvalue=dict(prefix="sentence "), pad=dict(t=30))])
     return fig
+
+
+# --- chapters 5 and 6: evaluation ---------------------------------------------------------------
+
+PREDICTOR_COLOURS = {"trained": "#1f77b4", "untrained": "#ff7f0e", "majority": "#7f7f7f", "random": "#bcbcbc"}
+
+
+def _predictor_colour(name: str, i: int) -> str:
+    palette = ("#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2")
+    return PREDICTOR_COLOURS.get(name, palette[i % len(palette)])
+
+
+def _facets(table, facet: str | None) -> list:
+    return list(dict.fromkeys(table[facet])) if facet else [None]
+
+
+def confusion_figure(confusions: dict, title: str = "", height: int = 380) -> go.Figure:
+    """Confusion matrices side by side (title -> DataFrame, rows true, columns predicted): colour = share
+    of the true class's items (row-normalised), text = counts."""
+    names = list(confusions)
+    fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.12)
+    for i, name in enumerate(names, start=1):
+        counts = confusions[name]
+        rows = counts.to_numpy(dtype=float)
+        share = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1)
+        fig.add_trace(go.Heatmap(z=share, x=list(counts.columns), y=list(counts.index), zmin=0, zmax=1,
+                                 colorscale="Blues", showscale=i == len(names), text=counts.to_numpy(),
+                                 texttemplate="%{text}", colorbar=dict(title="share", thickness=10),
+                                 hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%})<extra></extra>"),
+                      row=1, col=i)
+        fig.update_yaxes(autorange="reversed", showticklabels=i == 1, row=1, col=i)
+        fig.update_xaxes(title_text="predicted", tickangle=30, row=1, col=i)
+    fig.update_yaxes(title_text="true", row=1, col=1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=40))
+    return fig
+
+
+def estimate_bars_figure(table, x: str, colour: str, facet: str | None = None, title: str = "", y_title: str = "",
+                         chance: float | None = None, height: int = 360) -> go.Figure:
+    """Grouped bars of a tidy estimate table (value, ci_low, ci_high) with 95 % CI whiskers; one panel
+    per value of `facet`, one colour per value of `colour`, an optional dashed chance line."""
+    panels = _facets(table, facet)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(p) for p in panels] if facet else None,
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    for col, panel in enumerate(panels, start=1):
+        part = table if facet is None else table[table[facet] == panel]
+        for i, (name, rows) in enumerate(part.groupby(colour, sort=False)):
+            fig.add_trace(go.Bar(x=rows[x].astype(str), y=rows["value"], name=str(name), legendgroup=str(name),
+                                 showlegend=col == 1, marker_color=_predictor_colour(str(name), i),
+                                 error_y=dict(type="data", symmetric=False, array=rows["ci_high"] - rows["value"],
+                                              arrayminus=rows["value"] - rows["ci_low"], thickness=1.2),
+                                 hovertemplate=f"{name}: " + "%{y:.3f}<extra></extra>"), row=1, col=col)
+        if chance is not None:
+            fig.add_hline(y=chance, line_dash="dash", line_color="#555555", row=1, col=col)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(title=title, barmode="group", height=height, margin=dict(l=10, r=10, t=60, b=40))
+    return fig
+
+
+def estimate_curves_figure(table, x: str, colour: str, facet: str | None = None, title: str = "", x_title: str = "",
+                           y_title: str = "", log_x: bool = False, chance: float | None = None,
+                           height: int = 360) -> go.Figure:
+    """Lines of a tidy estimate table against `x`, a shaded 95 % CI band each; panels by `facet`."""
+    panels = _facets(table, facet)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(p) for p in panels] if facet else None,
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    for col, panel in enumerate(panels, start=1):
+        part = table if facet is None else table[table[facet] == panel]
+        for i, (name, rows) in enumerate(part.groupby(colour, sort=False)):
+            rows = rows.sort_values(x)
+            line = _predictor_colour(str(name), i)
+            band = "rgba({},{},{},0.18)".format(*(int(line[j:j + 2], 16) for j in (1, 3, 5)))
+            fig.add_trace(go.Scatter(x=np.concatenate([rows[x], rows[x][::-1]]),
+                                     y=np.concatenate([rows["ci_high"], rows["ci_low"][::-1]]), mode="lines",
+                                     fill="toself", fillcolor=band, line=dict(width=0), hoverinfo="skip",
+                                     showlegend=False, legendgroup=str(name)), row=1, col=col)
+            fig.add_trace(go.Scatter(x=rows[x], y=rows["value"], mode="lines+markers", name=str(name),
+                                     legendgroup=str(name), showlegend=col == 1, line=dict(color=line),
+                                     hovertemplate=f"{name}, {x} " + "%{x}: %{y:.3f}<extra></extra>"), row=1, col=col)
+        if chance is not None:
+            fig.add_hline(y=chance, line_dash="dash", line_color="#555555", row=1, col=col)
+        fig.update_xaxes(title_text=x_title, type="log" if log_x else None, row=1, col=col)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
+    fig.update_annotations(font_size=12)
+    fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=40))
+    return fig

@@ -17,6 +17,11 @@ def build_model_without_dropout(*args, **kwargs):
     for module in model.modules():
         if isinstance(module, torch.nn.Dropout):
             module.p = 0.0
+        # attention dropout inside scaled_dot_product_attention (BERT) and stochastic depth (timm)
+        # are attributes, not nn.Dropout modules
+        for attribute in ("dropout_prob", "attention_dropout", "drop_prob"):
+            if isinstance(getattr(module, attribute, None), float):
+                setattr(module, attribute, 0.0)
     return model
 
 
