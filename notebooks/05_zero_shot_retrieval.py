@@ -201,7 +201,7 @@ estimate_bars_figure(zero_shot_table[zero_shot_table.metric.isin(["accuracy", "m
 # %% [markdown]
 # ### Trained minus untrained
 #
-# The paired bootstrap of the difference on the same test images. Read the verdict column literally: where it
+# The paired bootstrap of the difference on the same test images. Read the verdicts literally: where one
 # says "no clear difference", this test set cannot tell the two models apart at the 95 % level.
 
 # %%
@@ -209,9 +209,8 @@ zero_shot_diff = pd.concat([zero_shot_differences(headline["trained", s].predict
                                                   headline["trained", s].scores, headline["untrained", s].scores,
                                                   np.random.default_rng(0), n_resamples).assign(set=s)
                             for s in zero_shot_sets], ignore_index=True)
-display(estimate_pivot(zero_shot_diff, "set", "metric").style.set_caption(
-    "trained minus untrained, percentage points [95 % paired CI]"))
-display(zero_shot_diff.pivot(index="set", columns="metric", values="verdict").loc[list(zero_shot_sets)])
+display(estimate_pivot(zero_shot_diff, "set", "metric", note="verdict").style.set_caption(
+    "trained minus untrained, percentage points [95 % paired CI] and verdict"))
 
 # %% [markdown]
 # ### Where the predictions go
@@ -267,9 +266,8 @@ display(estimate_pivot(retrieval_table[retrieval_table.k.isin([1, 5, 10])], "pre
 retrieval_diff = retrieval_differences(retrieval["trained"].similarity, retrieval["untrained"].similarity,
                                        retrieval["trained"].image_class, retrieval["trained"].query_class, (1, 5, 10),
                                        np.random.default_rng(0), n_resamples)
-display(estimate_pivot(retrieval_diff, "direction", "k").style.set_caption(
-    "trained minus untrained, percentage points [95 % paired CI]"))
-display(retrieval_diff.pivot(index="direction", columns="k", values="verdict"))
+display(estimate_pivot(retrieval_diff, "direction", "k", note="verdict").style.set_caption(
+    "trained minus untrained, percentage points [95 % paired CI] and verdict"))
 
 # %%
 curves = retrieval_table[retrieval_table.predictor != "majority"]  # its band spans everything; the table has it

@@ -150,7 +150,8 @@ display((cells + " ± " + (100 * seed_sd).round(1).astype(str)).style.set_captio
 # %%
 estimate_curves_figure(probe_table, x="fraction", colour="model", facet="set", log_x=True, chance=0.5,
                        x_title="share of training labels", y_title="test AUROC",
-                       title="linear-probe AUROC against the share of training labels (bands: 95 % CI)").show()
+                       title="linear-probe AUROC against the share of training labels (bands: 95 % CI)") \
+    .update_xaxes(tickvals=fractions, tickformat=".0%").show()
 
 # %% [markdown]
 # ### Trained minus untrained
@@ -163,9 +164,8 @@ probe_diff = pd.concat([probe_differences(features["trained", s], features["untr
                                           multiclass=False, fractions=fractions, seeds=seeds, C=probe_C,
                                           n_resamples=n_resamples).assign(set=s) for s in splits], ignore_index=True)
 probe_diff["labels"] = probe_diff["fraction"].map(lambda f: f"{f:.0%}")
-display(estimate_pivot(probe_diff, "set", "labels").style.set_caption(
-    "AUROC of the trained minus the untrained model's probe, percentage points [95 % paired CI]"))
-display(probe_diff.pivot(index="set", columns="labels", values="verdict").loc[list(splits)])
+display(estimate_pivot(probe_diff, "set", "labels", note="verdict").style.set_caption(
+    "AUROC of the trained minus the untrained model's probe, percentage points [95 % paired CI] and verdict"))
 
 # %% [markdown]
 # ### Every seed
@@ -180,7 +180,8 @@ runs["labels"] = runs["fraction"].map(lambda f: f"{f:.0%}")
 per_seed = runs.pivot_table(index=["set", "labels"], columns=["model", "seed"], values="auroc", sort=False).mul(100)
 sizes = runs.groupby(["set", "labels"], sort=False)["n_train"].agg(lambda n: f"{n.min()}-{n.max()}" if n.min() < n.max()
                                                                      else str(n.min()))
-display(per_seed.round(1).assign(training_images=sizes).style.format(precision=1).set_caption(
+per_seed.insert(0, ("training images", ""), sizes)
+display(per_seed.round(1).style.format(precision=1).set_caption(
     "AUROC (%) of every seed's probe, and the training images in its subset"))
 
 # %% [markdown]

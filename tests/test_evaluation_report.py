@@ -38,6 +38,7 @@ def test_verdicts_follow_the_sign_of_the_interval():
     assert report.verdict(Estimate(0.2, 0.05, 0.3)) == "better"
     assert report.verdict(Estimate(-0.2, -0.3, -0.01)) == "worse"
     assert report.verdict(Estimate(0.1, -0.02, 0.2)) == "no clear difference"
+    assert report.verdict(Estimate(1e-16, 5e-17, 2e-16)) == "no clear difference"   # rounding, not a difference
     rng = np.random.default_rng(1)
     y = rng.integers(0, 4, 200)
     good, poor = _scores(rng, y, 4, 1.0), _scores(rng, y, 4, 0.0)
@@ -122,5 +123,7 @@ def test_estimate_text_and_pivot_keep_first_seen_order():
     grid = report.estimate_pivot(table, "predictor", "metric")
     assert list(grid.index) == ["trained", "random"] and list(grid.columns) == ["f1", "acc"]
     assert grid.loc["random", "acc"] == "25.0 [20.0, 30.0]"
+    noted = report.estimate_pivot(table.assign(verdict="better"), "predictor", "metric", note="verdict")
+    assert noted.loc["trained", "f1"] == "50.0 [40.0, 60.0] better"
     wide = report.estimate_pivot(table.assign(set="x"), "predictor", ["set", "metric"])
     assert wide.loc["trained", ("x", "acc")] == "60.0 [50.0, 70.0]"

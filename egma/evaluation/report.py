@@ -23,13 +23,14 @@ from egma.evaluation.metrics import SCORE_METRICS, precision_at_k, relevance
 from egma.evaluation.retrieval import DIRECTIONS
 
 BASELINES = ("majority", "random")
+TOLERANCE = 1e-12   # two equal scores computed along different paths may differ in the last bits
 
 
 def verdict(estimate: Estimate) -> str:
     """"better" / "worse" when the interval of a difference (first minus second) excludes 0."""
-    if estimate.low > 0:
+    if estimate.low > TOLERANCE:
         return "better"
-    if estimate.high < 0:
+    if estimate.high < -TOLERANCE:
         return "worse"
     return "no clear difference"
 
@@ -149,10 +150,14 @@ def estimate_text(value: float, low: float, high: float, scale: float = 100.0, d
 
 
 def estimate_pivot(table: pd.DataFrame, index: str | list[str], columns: str | list[str], scale: float = 100.0,
-                   digits: int = 1) -> pd.DataFrame:
-    """A grid of "value [low, high]" strings from a tidy table, rows and columns in first-seen order."""
-    cells = table.assign(cell=[estimate_text(v, lo, hi, scale, digits) for v, lo, hi in
-                               zip(table["value"], table["ci_low"], table["ci_high"])])
+                   digits: int = 1, note: str | None = None) -> pd.DataFrame:
+    """A grid of "value [low, high]" strings from a tidy table, rows and columns in first-seen order;
+    `note` names a column whose text is appended to each cell (e.g. "verdict")."""
+    texts = [estimate_text(v, lo, hi, scale, digits) for v, lo, hi in
+             zip(table["value"], table["ci_low"], table["ci_high"])]
+    if note is not None:
+        texts = [f"{text} {extra}" for text, extra in zip(texts, table[note])]
+    cells = table.assign(cell=texts)
     grid = cells.pivot(index=index, columns=columns, values="cell")
     row_keys = cells[index].drop_duplicates()
     column_keys = cells[columns].drop_duplicates()
