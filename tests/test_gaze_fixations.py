@@ -74,6 +74,17 @@ def test_nan_samples_and_time_gaps_split_a_fixation():
     np.testing.assert_allclose(found.t_end, [0.4, 0.7, 1.0], atol=0.015)
 
 
+@pytest.mark.parametrize("method", ["ivt", "engbert"])
+def test_a_reading_that_starts_and_ends_in_a_blink(method):
+    samples = _steps(1000.0, [(200, 200), (300, 300)], dwell_s=0.5)
+    samples.x[:50] = np.nan                           # tracking starts mid-blink ...
+    samples.x[-30:] = np.nan                          # ... and ends in one
+    samples.x = samples.x + np.random.default_rng(0).normal(0, 0.2, len(samples))
+    found = detect_fixations(samples, CFG, method=method)
+    np.testing.assert_allclose(found.t_start, [0.05, 0.5], atol=0.015)
+    np.testing.assert_allclose(found.t_end, [0.5, 0.97], atol=0.015)
+
+
 def test_off_image_samples_are_lost():
     samples = _steps(1000.0, [(100, 100), (900, 100), (300, 300)])   # the middle one is off a 512 image
     found = detect_fixations(samples, CFG, image_size=(512, 512))

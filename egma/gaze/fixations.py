@@ -86,7 +86,16 @@ def _velocity(pos_deg: np.ndarray, rate: float, window_s: float) -> np.ndarray:
     """(N, 2) deg/s; Savitzky-Golay when the window spans >= 5 samples, else central differences."""
     n = int(round(window_s * rate)) | 1
     if n >= 5 and len(pos_deg) >= n:
-        return pos2vel(pos_deg, sampling_rate=rate, method="savitzky_golay", window_length=n, polyorder=2)
+        # The filter's edge fit rejects NaN: filter NaN-free positions, then blank every velocity whose
+        # window touched a lost sample (what the filter does to NaN inside the trace).
+        lost = np.isnan(pos_deg).any(axis=1)
+        if lost.all():
+            return np.full_like(pos_deg, np.nan)
+        index = np.arange(len(pos_deg))
+        filled = np.stack([np.interp(index, index[~lost], pos_deg[~lost, k]) for k in range(2)], axis=1)
+        velocity = pos2vel(filled, sampling_rate=rate, method="savitzky_golay", window_length=n, polyorder=2)
+        velocity[np.convolve(lost, np.ones(n), mode="same") > 0] = np.nan
+        return velocity
     return pos2vel(pos_deg, sampling_rate=rate, method="neighbors")
 
 
