@@ -54,7 +54,7 @@ def book_run(tmp_path_factory) -> _BookRun:
 @pytest.mark.parametrize("chapter", CHAPTERS, ids=[c.name for c in CHAPTERS])
 def test_chapter_runs_on_the_ci_preset(chapter, book_run):
     executed = nbformat.read(book_run.through(chapter), as_version=4)
-    assert executed.metadata.papermill.exception is False
+    assert not executed.metadata.papermill.exception  # papermill leaves None on success
     assert executed.metadata.papermill.parameters["preset"] == "ci"
     errors = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
     assert not errors
