@@ -164,8 +164,9 @@ def test_medclip_checkpoint_reproduces_the_hf_swin_and_bert_it_came_from(ci, tmp
                                 num_heads=list(cfg.swin_num_heads), window_size=cfg.swin_window)).eval()
     donor = build_model(cfg, tokenizer)  # a BERT of the right shape with other random weights
     bert_state = {k[len("text.bert."):]: v for k, v in donor.state_dict().items() if k.startswith("text.bert.")}
-    bert_state["pooler.dense.weight"] = torch.zeros(cfg.text_hidden, cfg.text_hidden)
-    image_proj, text_proj = torch.randn(cfg.embed_dim, 96), torch.randn(cfg.embed_dim, cfg.text_hidden)
+    width = donor.text.width
+    bert_state["pooler.dense.weight"] = torch.zeros(width, width)
+    image_proj, text_proj = torch.randn(cfg.embed_dim, 96), torch.randn(cfg.embed_dim, width)
     path = tmp_path / "pytorch_model.bin"
     torch.save(_medclip_state(swin, bert_state, image_proj, text_proj), path)
 
@@ -201,3 +202,23 @@ def test_medclip_mapping_fits_the_paper_preset_and_names_what_does_not_fit(built
     state["text_model.model.embeddings.word_embeddings.weight"] = torch.zeros(28996, 768)
     with pytest.raises(ValueError, match="word_embeddings"):
         load_medclip_checkpoint(model, state)
+
+
+def test_a_frozen_text_tower_stays_fixed_and_in_eval_mode(ci):
+    cfg, tokenizer, _ = ci
+    assert cfg.freeze_text
+    model = build_model(cfg, tokenizer).train()
+    assert not model.text.training and model.image.training   # no dropout in the fixed tower
+    before = {k: v.clone() for k, v in model.text.state_dict().items()}
+    out = model(*_encode_inputs(model, tokenizer, cfg))
+    (out.image_emb.sum() + out.text_emb.sum()).backward()
+    assert all(p.grad is None for p in model.text.parameters())
+    assert model.text_proj.weight.grad is not None and model.image_proj.weight.grad is not None
+    assert all(torch.equal(v, model.text.state_dict()[k]) for k, v in before.items())
+
+
+def _encode_inputs(model, tokenizer, cfg):
+    images = torch.randn(2, 3, cfg.image_size, cfg.image_size)
+    tokens = tokenize_reports(tokenizer, [["Heart size is normal.", "No effusion."], ["Mild cardiomegaly."]],
+                              cfg.max_tokens)
+    return images, tokens["input_ids"], tokens["attention_mask"], tokens["sentence_study"]
