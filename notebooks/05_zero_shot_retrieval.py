@@ -322,8 +322,8 @@ print("trained above both baselines on:", ", ".join(f"{s} {m}" for s, m in above
 # Two things to read off the tables whatever the numbers are. First, accuracy alone can flatter: on RSNA and
 # SIIM the majority class ("Normal") is right for most images, so a model that always says "Normal" scores a
 # high accuracy with a macro-F1 near 45 % and balanced accuracy and AUROC at 50 %; the paper's RSNA result
-# (76.97 % / 43.49 %) is exactly that pattern. Second, on the `ci` preset the model is tiny, its text encoder
-# starts random, and it is pretrained for a few minutes on a few hundred phantom studies, so any advantage is
+# (76.97 % / 43.49 %) is exactly that pattern. Second, on the `ci` preset the image encoder is tiny and
+# starts random (the text tower is a fixed pretrained MiniLM), and it is pretrained for a few minutes on a few hundred phantom studies, so any advantage is
 # modest and the intervals are wide; the `small` and `paper` presets run the same cells on 1,000-image sets.
 #
 # The results are written to `run_dir/evaluation/` for the reproduction scoreboard (chapter 9).

@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
 import warnings
 from dataclasses import asdict
 from pathlib import Path
@@ -26,6 +24,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from egma.checkpoint import atomic_save
 from egma.config import GazeConfig
 from egma.datasets.study import Study
 from egma.gaze.heatmaps import GazeFallbackWarning, study_heatmaps
@@ -133,15 +132,7 @@ def build_gaze_cache(studies: list[Study], path: str | Path, cfg: GazeConfig, si
         "offsets": torch.tensor(offsets, dtype=torch.int64), "study_ids": study_ids, "sentences": sentences,
         "fallback": torch.from_numpy(np.concatenate(fallback) if fallback else np.zeros(0, bool)),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        torch.save(content, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    atomic_save(content, path)
     return load_gaze_cache(path, cfg, size, grid)
 
 
