@@ -355,15 +355,21 @@ def confusion_figure(confusions: dict, title: str = "", height: int = 380) -> go
     return fig
 
 
+def _faceted(table, facet: str | None) -> tuple[go.Figure, list[tuple[int, object]]]:
+    """A one-row figure with a panel per value of `facet`, and (column, that panel's rows) for each."""
+    panels = _facets(table, facet)
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(p) for p in panels] if facet else None,
+                        shared_yaxes=True, horizontal_spacing=0.04)
+    return fig, [(col, table if facet is None else table[table[facet] == panel])
+                 for col, panel in enumerate(panels, start=1)]
+
+
 def estimate_bars_figure(table, x: str, colour: str, facet: str | None = None, title: str = "", y_title: str = "",
                          chance: float | None = None, height: int = 360) -> go.Figure:
     """Grouped bars of a tidy estimate table (value, ci_low, ci_high) with 95 % CI whiskers; one panel
     per value of `facet`, one colour per value of `colour`, an optional dashed chance line."""
-    panels = _facets(table, facet)
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(p) for p in panels] if facet else None,
-                        shared_yaxes=True, horizontal_spacing=0.04)
-    for col, panel in enumerate(panels, start=1):
-        part = table if facet is None else table[table[facet] == panel]
+    fig, parts = _faceted(table, facet)
+    for col, part in parts:
         for i, (name, rows) in enumerate(part.groupby(colour, sort=False)):
             fig.add_trace(go.Bar(x=rows[x].astype(str), y=rows["value"], name=str(name), legendgroup=str(name),
                                  showlegend=col == 1, marker_color=_predictor_colour(str(name), i),
@@ -382,11 +388,8 @@ def estimate_curves_figure(table, x: str, colour: str, facet: str | None = None,
                            y_title: str = "", log_x: bool = False, chance: float | None = None,
                            height: int = 360) -> go.Figure:
     """Lines of a tidy estimate table against `x`, a shaded 95 % CI band each; panels by `facet`."""
-    panels = _facets(table, facet)
-    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[str(p) for p in panels] if facet else None,
-                        shared_yaxes=True, horizontal_spacing=0.04)
-    for col, panel in enumerate(panels, start=1):
-        part = table if facet is None else table[table[facet] == panel]
+    fig, parts = _faceted(table, facet)
+    for col, part in parts:
         for i, (name, rows) in enumerate(part.groupby(colour, sort=False)):
             rows = rows.sort_values(x)
             line = _predictor_colour(str(name), i)
