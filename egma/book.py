@@ -8,8 +8,9 @@ Chapters are `notebooks/NN_name.py` (jupytext percent format). Each one is conve
 executed with papermill (kernel `python3`, working directory `notebooks/` as in JupyterLab) and
 kept as `<out>/<preset>/NN_name.ipynb`. Every chapter gets the same parameters: `preset`, `run_dir`
 (where chapters hand results to each other), `data_root` (the dataset the book reads) and any
-`--param`. The build copies the executed notebooks to `book/chapters/` (globbed by `_toc.yml`) and
-runs Jupyter Book 1 with execution off, so the HTML shows exactly the papermill outputs.
+`--param`. The build puts the executed notebooks where `_toc.yml` lists the chapters
+(notebooks/NN_name) in a source tree under book/_build/source and runs Jupyter Book 1 there with
+execution off, so the HTML shows exactly the papermill outputs.
 """
 from __future__ import annotations
 
@@ -141,41 +142,69 @@ def run_chapters(chapters: list[Chapter], out_dir: Path, parameters: dict[str, o
     return this_run
 
 
-def stage_chapters(executed_dir: Path, chapters: list[Chapter], chapters_dir: Path) -> list[Path]:
-    """Copy the executed chapters into the book's source tree, refusing missing or failed ones."""
+BOOK_FILES = ("_config.yml", "book/intro.md", "book/references.bib")  # copied into the build's source tree
+
+
+def toc_chapters(project_root: Path) -> list[str]:
+    """The chapter files `_toc.yml` lists, in order (e.g. "notebooks/01_data"); every chapter
+    notebooks/NN_name.py must be among them, or the book would silently leave it out."""
+    path = project_root / "_toc.yml"
+    listed = [entry["file"] for entry in yaml.safe_load(path.read_text()).get("chapters", [])]
+    found = [f"notebooks/{c.name}" for c in find_chapters(project_root / "notebooks")]
+    missing, unknown = [f for f in found if f not in listed], [f for f in listed if f not in found]
+    if missing or unknown:
+        raise ValueError(f"{path} must list every chapter as `- file: notebooks/NN_name`; "
+                         f"missing {missing}, not a chapter {unknown}")
+    return listed
+
+
+def stage_book(executed_dir: Path, chapters: list[Chapter], project_root: Path, source_dir: Path) -> Path:
+    """A Jupyter Book source tree in `source_dir`: the book files, `_toc.yml` narrowed to `chapters`, and
+    each chapter's executed notebook at notebooks/NN_name.ipynb (where the toc points). Refuses missing or
+    failed chapters; the user's own notebooks/*.ipynb are never touched."""
     if not chapters:
         raise ValueError("there are no chapters to build")
-    sources = [executed_dir / f"{c.name}.ipynb" for c in chapters]
-    not_run = [c.name for c, path in zip(chapters, sources) if not path.exists()]
+    executed = [executed_dir / f"{c.name}.ipynb" for c in chapters]
+    not_run = [c.name for c, path in zip(chapters, executed) if not path.exists()]
     if not_run:
         raise FileNotFoundError(f"not executed yet in {executed_dir}: {', '.join(not_run)}; "
                                 f"run `python -m egma.book run` first")
-    failed = [path.name for path in sources
+    failed = [path.name for path in executed
               if nbformat.read(path, as_version=4).metadata.get("papermill", {}).get("exception")]
     if failed:
         raise RuntimeError(f"these executed notebooks in {executed_dir} stopped on an error: "
                            f"{', '.join(failed)}")
-    if chapters_dir.exists():
-        shutil.rmtree(chapters_dir)
-    chapters_dir.mkdir(parents=True)
-    return [Path(shutil.copy2(path, chapters_dir / path.name)) for path in sources]
+    built = {f"notebooks/{c.name}" for c in chapters}
+    toc = yaml.safe_load((project_root / "_toc.yml").read_text())
+    toc["chapters"] = [{"file": f} for f in toc_chapters(project_root) if f in built]
+    if source_dir.exists():
+        shutil.rmtree(source_dir)
+    (source_dir / "notebooks").mkdir(parents=True)
+    for name in BOOK_FILES:
+        (source_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(project_root / name, source_dir / name)
+    (source_dir / "_toc.yml").write_text(yaml.safe_dump(toc, sort_keys=False))
+    for path in executed:
+        shutil.copy2(path, source_dir / "notebooks" / path.name)
+    return source_dir
 
 
-def build_html(project_root: Path = REPO_ROOT, builder: str = "html") -> Path:
-    """Jupyter Book 1 build of `project_root` (its _config.yml/_toc.yml) into project_root/book/_build."""
+def build_html(source_dir: Path, output_dir: Path, builder: str = "html") -> Path:
+    """Jupyter Book 1 build of `source_dir` (its _config.yml/_toc.yml) into output_dir/_build/<builder>."""
     command = [sys.executable, "-c", "from jupyter_book.cli.main import main; main()", "build",
-               str(project_root), "--path-output", str(project_root / "book"), "--builder", builder]
-    completed = subprocess.run(command, cwd=project_root)
+               str(source_dir), "--path-output", str(output_dir), "--builder", builder]
+    completed = subprocess.run(command, cwd=source_dir)
     if completed.returncode != 0:
         raise RuntimeError(f"jupyter-book build failed (exit {completed.returncode}): {' '.join(command)}")
-    return project_root / "book" / "_build" / builder
+    return output_dir / "_build" / builder
 
 
 def build_book(executed_dir: Path, chapters: list[Chapter], project_root: Path = REPO_ROOT) -> Path:
-    """Stage the executed chapters and build the HTML; returns the HTML folder."""
-    stage_chapters(executed_dir, chapters, project_root / "book" / "chapters")
+    """Stage the executed chapters and build the HTML into book/_build/html; returns that folder."""
+    output_dir = project_root / "book"
+    source_dir = stage_book(executed_dir, chapters, project_root, output_dir / "_build" / "source")
     start = time.perf_counter()
-    html = build_html(project_root)
+    html = build_html(source_dir, output_dir)
     print(f"HTML book built in {time.perf_counter() - start:.1f} s: {html / 'index.html'}", flush=True)
     return html
 

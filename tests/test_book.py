@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+import yaml
 
 from egma import book
 
@@ -24,6 +25,10 @@ CHAPTERS = book.find_chapters()
 def test_chapters_are_numbered_from_one_without_gaps():
     assert CHAPTERS, "the book has no chapter notebooks/NN_name.py"
     assert [c.number for c in CHAPTERS] == list(range(1, len(CHAPTERS) + 1))
+
+
+def test_the_table_of_contents_lists_every_chapter_in_order():
+    assert book.toc_chapters(book.REPO_ROOT) == [f"notebooks/{c.name}" for c in CHAPTERS]
 
 
 class _BookRun:
@@ -62,7 +67,6 @@ def test_chapter_runs_on_the_ci_preset(chapter, book_run):
 
 # --- egma.book on throwaway chapters -----------------------------------------------------------
 
-REPO_BOOK_FILES = ["_config.yml", "_toc.yml", "book/intro.md", "book/references.bib"]
 
 FIRST_CHAPTER = '''
 # %% [markdown]
@@ -106,14 +110,18 @@ raise ValueError("this chapter is broken on purpose")
 '''
 
 
-def _project(root: Path, chapters: dict[str, str]) -> Path:
-    """A temporary book project: the repository's book configuration plus the given chapters."""
-    for name in REPO_BOOK_FILES:
+def _project(root: Path, chapters: dict[str, str], toc: list[str] | None = None) -> Path:
+    """A temporary book project: the repository's book files, the given chapters and a toc listing
+    `toc` (default: every chapter file given)."""
+    for name in book.BOOK_FILES:
         (root / name).parent.mkdir(parents=True, exist_ok=True)
         shutil.copy(book.REPO_ROOT / name, root / name)
     (root / "notebooks").mkdir()
     for name, text in chapters.items():
         (root / "notebooks" / name).write_text(textwrap.dedent(text).lstrip())
+    listed = toc if toc is not None else [Path(n).stem for n in chapters if book.CHAPTER_PATTERN.match(n)]
+    (root / "_toc.yml").write_text("format: jb-book\nroot: book/intro\nchapters:\n"
+                                   + "".join(f"  - file: notebooks/{name}\n" for name in listed))
     return root
 
 
@@ -148,7 +156,7 @@ def test_run_executes_chapters_in_order_with_the_parameters(tiny_book):
 
 def test_build_writes_html_with_the_plotly_figure_and_no_network_scripts(tiny_book):
     html_dir = tiny_book["html"]
-    page = (html_dir / "book" / "chapters" / "01_first.html").read_text()
+    page = (html_dir / "notebooks" / "01_first.html").read_text()
     assert 'class="plotly-graph-div"' in page
     assert f"tiny-trace-{tiny_book['marker']}" in page
     assert "window.Plotly = Plotly" in page and "plotly.js v" in page  # the library, inline
@@ -170,9 +178,30 @@ def test_a_failing_chapter_stops_the_run_and_names_itself(tmp_path, capsys):
     assert "01_broken FAILED" in capsys.readouterr().out
     assert not (executed_dir / "02_second.ipynb").exists()
     with pytest.raises(RuntimeError, match="01_broken.ipynb"):  # a failed run is never published
-        book.stage_chapters(executed_dir, chapters[:1], root / "book" / "chapters")
+        book.stage_book(executed_dir, chapters[:1], root, tmp_path / "source")
     with pytest.raises(FileNotFoundError, match="02_second"):
-        book.stage_chapters(executed_dir, chapters[1:], root / "book" / "chapters")
+        book.stage_book(executed_dir, chapters[1:], root, tmp_path / "source")
+
+
+def test_a_chapter_left_out_of_the_toc_is_an_error(tmp_path):
+    root = _project(tmp_path, {"01_first.py": "# %%\n", "02_second.py": "# %%\n"}, toc=["01_first"])
+    with pytest.raises(ValueError, match=r"missing \['notebooks/02_second'\]"):
+        book.toc_chapters(root)
+    (root / "_toc.yml").write_text("chapters:\n  - file: notebooks/01_first\n  - file: notebooks/02_second\n"
+                                   "  - file: notebooks/03_gone\n")
+    with pytest.raises(ValueError, match=r"not a chapter \['notebooks/03_gone'\]"):
+        book.toc_chapters(root)
+
+
+def test_a_partial_build_narrows_the_toc_and_leaves_the_users_notebooks_alone(tiny_book, tmp_path):
+    root, executed_dir = tiny_book["root"], tiny_book["executed_dir"]
+    mine = root / "notebooks" / "01_first.ipynb"
+    mine.write_text("my own paired notebook")
+    source = book.stage_book(executed_dir, tiny_book["chapters"][:1], root, tmp_path / "source")
+    assert yaml.safe_load((source / "_toc.yml").read_text())["chapters"] == [{"file": "notebooks/01_first"}]
+    staged = nbformat.read(source / "notebooks" / "01_first.ipynb", as_version=4)
+    assert staged.metadata.papermill.parameters["answer"] == 42   # the executed notebook, not the source
+    assert mine.read_text() == "my own paired notebook"
 
 
 def test_chapters_are_found_in_numeric_order_and_selected_by_number(tmp_path):
