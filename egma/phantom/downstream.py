@@ -41,16 +41,11 @@ def random_finding(name: str, rng: np.random.Generator) -> FindingSpec:
     return FindingSpec(name, side=side, zone=zone, severity=str(rng.choice(SEVERITIES)))
 
 
-def _chexpert_rows(paths: list[str], findings: list[list[FindingSpec]], rng: np.random.Generator,
-                   classes: list[str | None] | None) -> pd.DataFrame:
-    """One CheXpert row per image. With `classes` (the single-class evaluation sets) only the image's
-    class is positive, as a report naming just that finding would be labelled; otherwise the labeler's
-    hierarchy applies (e.g. edema also sets Lung Opacity)."""
+def _chexpert_rows(paths: list[str], findings: list[list[FindingSpec]], rng: np.random.Generator) -> pd.DataFrame:
+    """One CheXpert row per image, labelled as a report naming exactly its findings would be."""
     rows = []
-    for i, (path, fs) in enumerate(zip(paths, findings)):
+    for path, fs in zip(paths, findings):
         labels = chexpert_labels({f.name for f in fs})
-        if classes is not None:
-            labels = {k: (1.0 if k == (classes[i] or "No Finding") else np.nan) for k in labels}
         rows.append({"Path": path, "Sex": str(rng.choice(("Female", "Male"))), "Age": int(rng.integers(20, 90)),
                      "Frontal/Lateral": "Frontal", "AP/PA": str(rng.choice(("AP", "PA"))),
                      **{k: labels[k] for k in CHEXPERT_CSV_LABELS}})
@@ -58,12 +53,11 @@ def _chexpert_rows(paths: list[str], findings: list[list[FindingSpec]], rng: np.
 
 
 def _write_chexpert_split(root: Path, split: str, first_patient: int, findings: list[list[FindingSpec]],
-                          classes: list[str | None] | None, cfg: PhantomConfig, rng: np.random.Generator,
-                          seeds: np.ndarray, workers: int) -> pd.DataFrame:
+                          cfg: PhantomConfig, rng: np.random.Generator, seeds: np.ndarray, workers: int) -> pd.DataFrame:
     paths = [f"CheXpert-v1.0-small/{split}/patient{first_patient + i:05d}/study1/view1_frontal.jpg"
              for i in range(len(findings))]
     render_many([root / p for p in paths], findings, seeds, cfg.downstream_image_size, workers)
-    return _chexpert_rows(paths, findings, rng, classes)
+    return _chexpert_rows(paths, findings, rng)
 
 
 def write_chexpert(root: Path, cfg: PhantomConfig, rng: np.random.Generator, workers: int = 1) -> None:
@@ -79,18 +73,17 @@ def write_chexpert(root: Path, cfg: PhantomConfig, rng: np.random.Generator, wor
             out.append([random_finding(str(name), rng) for name in rng.choice(pool, size=k, replace=False)])
         return out
 
-    def single(classes: dict[str, str | None], per_class: int) -> tuple[list[list[FindingSpec]], list[str]]:
-        names = [c for c in classes for _ in range(per_class)]
-        return [[random_finding(classes[c], rng)] if classes[c] else [] for c in names], names
+    def single(classes: dict[str, str | None], per_class: int) -> list[list[FindingSpec]]:
+        return [[random_finding(f, rng)] if f else [] for f in classes.values() for _ in range(per_class)]
 
-    sets = {"train.csv": ("train", multi_label(cfg.n_chexpert_train), None),
-            "valid.csv": ("valid", multi_label(max(cfg.n_chexpert_train // 4, 20)), None),
-            "chexpert_5x200.csv": ("train", *single(FIVE_CLASSES, cfg.n_per_class_5x200)),
-            "chexpert_8x200.csv": ("train", *single(EIGHT_CLASSES, cfg.n_per_class_8x200))}
+    sets = {"train.csv": ("train", multi_label(cfg.n_chexpert_train)),
+            "valid.csv": ("valid", multi_label(max(cfg.n_chexpert_train // 4, 20))),
+            "chexpert_5x200.csv": ("train", single(FIVE_CLASSES, cfg.n_per_class_5x200)),
+            "chexpert_8x200.csv": ("train", single(EIGHT_CLASSES, cfg.n_per_class_8x200))}
     patient = 1
-    for name, (split, findings, classes) in sets.items():
+    for name, (split, findings) in sets.items():
         seeds = rng.integers(0, 2**31, size=len(findings))
-        table = _write_chexpert_split(root, split, patient, findings, classes, cfg, rng, seeds, workers)
+        table = _write_chexpert_split(root, split, patient, findings, cfg, rng, seeds, workers)
         patient += len(findings)
         write_csv(table, root / "CheXpert-v1.0-small" / name, "%.1f")
 

@@ -22,7 +22,6 @@ Choices (each one is what the tests check):
 """
 from __future__ import annotations
 
-import math
 import re
 import tarfile
 import xml.etree.ElementTree as ET
@@ -34,8 +33,8 @@ from pathlib import Path
 import numpy as np
 
 from egma.datasets.errors import DataFormatError
-from egma.datasets.study import CHEXPERT_LABELS
 from egma.phantom.findings import FINDING_NAMES, FindingSpec
+from egma.phantom.labels import chexpert_labels as finding_labels
 
 # ---------------------------------------------------------------------------------------------
 # Reading the IU archive
@@ -425,12 +424,6 @@ def _anatomy_region(text: str, negated: list[str]) -> tuple[str, ...]:
 # ---------------------------------------------------------------------------------------------
 # CheXpert labels
 
-_CHEXPERT_OF_FINDING = {
-    "cardiomegaly": "Cardiomegaly", "pleural_effusion": "Pleural Effusion", "consolidation": "Consolidation",
-    "pneumonia": "Pneumonia", "atelectasis": "Atelectasis", "edema": "Edema", "pneumothorax": "Pneumothorax",
-    "nodule": "Lung Lesion", "opacity": "Lung Opacity", "support_devices": "Support Devices",
-    "fracture": "Fracture",
-}
 _MEDIASTINUM_NORMAL = re.compile(r"\b(?:cardio ?)?mediastin\w*\b[^.;]{0,60}?\b(?:normal|within normal limits|"
                                  r"unremarkable)\b|\bnormal (?:cardio ?)?mediastin", re.IGNORECASE)
 
@@ -441,17 +434,10 @@ def chexpert_labels(sentences: tuple[ReportSentence, ...] | list[ReportSentence]
     As in the CheXpert labeller, "No Finding" is 1 when nothing but support devices is asserted
     (never 0), and "Enlarged Cardiomediastinum" is 0 when the mediastinum is called normal.
     """
-    labels = {label: math.nan for label in CHEXPERT_LABELS}
     positive = {spec.name for s in sentences for spec in s.positive}
-    for sentence in sentences:
-        for name in sentence.negated:
-            labels[_CHEXPERT_OF_FINDING[name]] = 0.0
-        if _MEDIASTINUM_NORMAL.search(sentence.text):
-            labels["Enlarged Cardiomediastinum"] = 0.0
-    for name in positive:
-        labels[_CHEXPERT_OF_FINDING[name]] = 1.0
-    if positive <= {"support_devices"}:
-        labels["No Finding"] = 1.0
+    labels = finding_labels(positive, {name for s in sentences for name in s.negated})
+    if any(_MEDIASTINUM_NORMAL.search(s.text) for s in sentences):
+        labels["Enlarged Cardiomediastinum"] = 0.0
     return labels
 
 
