@@ -115,6 +115,15 @@ class TrainConfig:
 
 
 @dataclass(frozen=True)
+class AblationConfig:
+    """Chapter 7's grid: every loss at full gaze, and the EGMA loss at each gaze fraction, for every seed."""
+    losses: tuple[str, ...] = ("clip", "filip", "mlce", "egf", "egm", "egma")
+    gaze_fractions: tuple[float, ...] = (0.0, 0.01, 0.05, 0.1, 0.5, 1.0)
+    seeds: tuple[int, ...] = (0, 1, 2)
+    epochs: int | None = None        # None: the preset's train.epochs
+
+
+@dataclass(frozen=True)
 class Preset:
     name: str
     phantom: PhantomConfig = field(default_factory=PhantomConfig)
@@ -122,6 +131,7 @@ class Preset:
     model: ModelConfig = field(default_factory=ModelConfig)
     loss: LossConfig = field(default_factory=LossConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
+    ablation: AblationConfig = field(default_factory=AblationConfig)
 
 
 # The CI Swin keeps the paper's 7x7 last-stage grid (112 px, 3 stages) so gaze labels have one shape everywhere.
@@ -134,7 +144,8 @@ SMALL_MODEL = ModelConfig(image_size=224, swin_embed_dim=32, swin_depths=(2, 2, 
 PAPER_MODEL = ModelConfig()
 
 PRESETS: dict[str, Preset] = {
-    "ci": Preset("ci", model=CI_MODEL, train=TrainConfig(epochs=3, batch_size=16, lr=5e-4)),
+    "ci": Preset("ci", model=CI_MODEL, train=TrainConfig(epochs=3, batch_size=16, lr=5e-4),
+                 ablation=AblationConfig(gaze_fractions=(0.0, 0.1, 1.0))),
     "small": Preset("small", model=SMALL_MODEL, train=TrainConfig(epochs=5, batch_size=32, lr=3e-4),
                     phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
                                                    n_per_class_8x200=200, n_rsna=1000, n_siim=1000)),
