@@ -115,8 +115,9 @@ def default_chest_mask(image_hw: tuple[int, int]) -> np.ndarray:
 
 
 def _pixels(mask: np.ndarray) -> np.ndarray:
+    """Centres of the mask's pixels; pixel (row j, column i) spans [i, i+1) x [j, j+1), as in egma.gaze.geometry."""
     ys, xs = np.nonzero(mask)
-    return np.stack([xs, ys], axis=1).astype(np.float64)
+    return np.stack([xs, ys], axis=1).astype(np.float64) + 0.5
 
 
 def _min_jerk(tau: np.ndarray) -> np.ndarray:
@@ -156,7 +157,7 @@ class _TargetChooser:
         pts = pool[self.rng.integers(0, len(pool), N_TARGET_CANDIDATES)]
         pts = pts + self.rng.uniform(-0.45, 0.45, pts.shape)   # stays inside its pixel
         if exclude is not None:
-            keep = ~exclude[np.rint(pts[:, 1]).astype(int), np.rint(pts[:, 0]).astype(int)]
+            keep = ~exclude[np.floor(pts[:, 1]).astype(int), np.floor(pts[:, 0]).astype(int)]
             if keep.any():
                 pts = pts[keep]
         return pts
