@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 from transformers import PreTrainedTokenizerBase
 
+from egma.augment import PhotometricAugment
 from egma.config import ModelConfig
 from egma.datasets.study import Study
 from egma.gaze.cache import GazeCache
@@ -28,10 +29,14 @@ IMAGE_MEAN = 0.5862785803043838
 IMAGE_STD = 0.27950088968644304
 
 
-def load_model_image(path: str | Path, size: int) -> torch.Tensor:
-    """An image file as the model sees it: (3, size, size) float32, normalised; padding is black (0) before."""
+def load_model_image(path: str | Path, size: int, augment: PhotometricAugment | None = None,
+                     rng: np.random.Generator | None = None) -> torch.Tensor:
+    """An image file as the model sees it: (3, size, size) float32, normalised; padding is black (0) before.
+    With `augment`, the image (not its padding) is augmented with draws from `rng` first."""
     with Image.open(path) as image:
         pixels = np.asarray(image.convert("L"), dtype=np.float32) / 255.0
+    if augment is not None:
+        pixels = augment(pixels, rng)
     framed = torch.as_tensor(to_model_frame(pixels, size, value=0.0))
     return ((framed - IMAGE_MEAN) / IMAGE_STD).expand(3, size, size).contiguous()
 
@@ -62,8 +67,10 @@ def study_sentences(study: Study, cache: GazeCache | None) -> list[str]:
 
 
 def make_batch(studies: Sequence[Study], tokenizer: PreTrainedTokenizerBase, cfg: ModelConfig,
-               cache: GazeCache | None = None) -> StudyBatch:
-    """The model batch of `studies`; gaze comes from `cache` (None: no study has gaze)."""
+               cache: GazeCache | None = None, augment: PhotometricAugment | None = None,
+               seed: int = 0, epoch: int = 0) -> StudyBatch:
+    """The model batch of `studies`; gaze comes from `cache` (None: no study has gaze). With `augment`, each
+    image gets its own draw, seeded by (seed, epoch, study id)."""
     sentences = [study_sentences(s, cache) for s in studies]
     empty = [s.study_id for s, sents in zip(studies, sentences) if not sents]
     if empty:
@@ -79,6 +86,8 @@ def make_batch(studies: Sequence[Study], tokenizer: PreTrainedTokenizerBase, cfg
     else:
         gaze, has_gaze = torch.zeros(len(ids), m_max, cfg.grid * cfg.grid), torch.zeros(len(ids), dtype=torch.bool)
     tokens = tokenize_reports(tokenizer, sentences, cfg.max_tokens)
-    images = torch.stack([load_model_image(s.image_path, cfg.image_size) for s in studies])
+    images = torch.stack([load_model_image(s.image_path, cfg.image_size, augment,
+                                           augment and augment.generator(seed, epoch, s.study_id))
+                          for s in studies])
     return StudyBatch(ids, sentences, images, tokens["input_ids"], tokens["attention_mask"],
                       tokens["sentence_study"], gaze, has_gaze)

@@ -106,6 +106,7 @@ class TrainConfig:
     warmup_fraction: float = 0.1     # linear warm-up over this share of the optimiser steps, then cosine to 0
     grad_clip: float = 1.0           # max global grad norm (0: no clipping)
     grad_accum: int = 1
+    augment: bool = True             # photometric augmentation of training images (egma.augment)
     gaze_fraction: float = 1.0       # seeded share of the training studies with gaze that keep it
     seed: int = 0
     mixed_precision: str = "auto"    # "auto" (bf16 on a GPU that has it, else "no"), "no", "bf16", "fp16"

@@ -19,6 +19,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 from transformers import PreTrainedTokenizerBase
 
+from egma.augment import PhotometricAugment
 from egma.batch import StudyBatch, make_batch
 from egma.config import ModelConfig
 from egma.datasets.study import Study
@@ -76,13 +77,15 @@ class StudyDataset(Dataset):
 
 
 class BatchCollate:
-    """list[Study] -> StudyBatch (picklable, for loader workers)."""
+    """list[Study] -> StudyBatch (picklable, for loader workers); `augment` draws are seeded by (seed, epoch)."""
 
-    def __init__(self, tokenizer: PreTrainedTokenizerBase, cfg: ModelConfig, cache: GazeSubset | GazeCache | None):
+    def __init__(self, tokenizer: PreTrainedTokenizerBase, cfg: ModelConfig, cache: GazeSubset | GazeCache | None,
+                 augment: PhotometricAugment | None = None, seed: int = 0, epoch: int = 0):
         self.tokenizer, self.cfg, self.cache = tokenizer, cfg, cache
+        self.augment, self.seed, self.epoch = augment, seed, epoch
 
     def __call__(self, studies: list[Study]) -> StudyBatch:
-        return make_batch(studies, self.tokenizer, self.cfg, self.cache)
+        return make_batch(studies, self.tokenizer, self.cfg, self.cache, self.augment, self.seed, self.epoch)
 
 
 class EpochBatches(Sampler[list[int]]):

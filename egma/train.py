@@ -39,6 +39,7 @@ from accelerate import Accelerator, PartialState
 from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
+from egma.augment import PhotometricAugment
 from egma.checkpoint import (CheckpointError, atomic_write_text, latest_checkpoint, load_best, load_checkpoint,
                              rng_state, save_best, save_checkpoint, set_rng_state)
 from egma.config import Preset, get_preset
@@ -308,7 +309,8 @@ def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bo
     accelerator.wait_for_everyone()
     log = MetricsLog(folder / METRICS, main, progress if state is not None else None)
     dataset = StudyDataset(train_set)
-    collate = BatchCollate(tokenizer, cfg.model, GazeSubset(cache, kept))
+    subset = GazeSubset(cache, kept)
+    augment = PhotometricAugment() if tc.augment else None
 
     def checkpoint() -> None:
         rngs = _all_rng_states(accelerator)
@@ -329,6 +331,7 @@ def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bo
         while progress.epoch < tc.epochs and progress.step < stop_at:
             sampler = EpochBatches(len(dataset), tc.batch_size, tc.seed, progress.epoch, n_batches, progress.batch,
                                    accelerator.process_index, accelerator.num_processes)
+            collate = BatchCollate(tokenizer, cfg.model, subset, augment, tc.seed, progress.epoch)
             batches = iter(make_loader(dataset, sampler, collate, workers))
             sums, data_s, compute_s, n_micro = {}, 0.0, 0.0, 0
             model.train()
