@@ -2,7 +2,8 @@
 
     python -m egma.book run   --preset ci [--chapters 1,2] [--out _executed] [--param key=value ...]
     python -m egma.book build --preset ci [--out _executed]
-    python -m egma.book all   --preset ci [...]          # run, then build
+    python -m egma.book check --preset ci                # open the built pages in offline Chromium
+    python -m egma.book all   --preset ci [...]          # run, build, check: the whole book
 
 Chapters are `notebooks/NN_name.py` (jupytext percent format). Each one is converted to a notebook,
 executed with papermill (kernel `python3`, working directory `notebooks/` as in JupyterLab) and
@@ -10,7 +11,10 @@ kept as `<out>/<preset>/NN_name.ipynb`. Every chapter gets the same parameters: 
 (where chapters hand results to each other), `data_root` (the dataset the book reads) and any
 `--param`. The build puts the executed notebooks where `_toc.yml` lists the chapters
 (notebooks/NN_name) in a source tree under book/_build/source and runs Jupyter Book 1 there with
-execution off, so the HTML shows exactly the papermill outputs.
+execution off, so the HTML shows exactly the papermill outputs. The check opens the root page and every
+chapter page in headless Chromium with the network off (egma.browser_check): no console errors, and every
+plotly figure the executed chapter holds is on its page and drawn; it writes screenshots of three chapter
+pages to book/_build/html/_screenshots/. `all` records the wall time of each step in book/_build/timings.json.
 """
 from __future__ import annotations
 
@@ -30,12 +34,16 @@ import nbformat
 import papermill
 import yaml
 
+from egma import browser_check
 from egma.config import PRESETS
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 KERNEL_NAME = "python3"
 CHAPTER_PATTERN = re.compile(r"^(\d{2})_\w+\.py$")
 TIMINGS_FILE = "timings.json"
+SCREENSHOT_CHAPTERS = (1, 2, 5)  # the pages pictured after a check (others fill in when one is missing)
+SCREENSHOT_FOLDER = "_screenshots"
+_FIGURE_DIV = re.compile(r'<div id="[^"]*" class="plotly-graph-div"')  # how plotly.io.to_html opens a figure
 
 
 class ChapterFailed(RuntimeError):
@@ -199,14 +207,103 @@ def build_html(source_dir: Path, output_dir: Path, builder: str = "html") -> Pat
     return output_dir / "_build" / builder
 
 
-def build_book(executed_dir: Path, chapters: list[Chapter], project_root: Path = REPO_ROOT) -> Path:
-    """Stage the executed chapters and build the HTML into book/_build/html; returns that folder."""
-    output_dir = project_root / "book"
+def build_book(executed_dir: Path, chapters: list[Chapter], project_root: Path = REPO_ROOT,
+               output_dir: Path | None = None) -> Path:
+    """Stage the executed chapters and build the HTML into OUTPUT/_build/html (OUTPUT defaults to the
+    project's book/); returns that folder."""
+    output_dir = output_dir or project_root / "book"
     source_dir = stage_book(executed_dir, chapters, project_root, output_dir / "_build" / "source")
     start = time.perf_counter()
     html = build_html(source_dir, output_dir)
     print(f"HTML book built in {time.perf_counter() - start:.1f} s: {html / 'index.html'}", flush=True)
     return html
+
+
+class BookCheckFailed(RuntimeError):
+    """A built page failed the browser check; the message lists every problem of every page."""
+
+
+def chapter_page(html_dir: Path, chapter: Chapter) -> Path:
+    return html_dir / "notebooks" / f"{chapter.name}.html"
+
+
+def plotly_figures(executed: Path) -> int:
+    """How many plotly figures an executed notebook's outputs hold (each must be drawn on its page)."""
+    notebook = nbformat.read(executed, as_version=4)
+    return sum(len(_FIGURE_DIV.findall(output.get("data", {}).get("text/html", "")))
+               for cell in notebook.cells for output in cell.get("outputs", []))
+
+
+def screenshot_chapters(chapters: list[Chapter], count: int = 3) -> list[Chapter]:
+    """The chapters to picture: SCREENSHOT_CHAPTERS where built, then the first others, `count` in all."""
+    preferred = [c for c in chapters if c.number in SCREENSHOT_CHAPTERS]
+    return (preferred + [c for c in chapters if c not in preferred])[:count]
+
+
+def check_book(html_dir: Path, chapters: list[Chapter], executed_dir: Path, project_root: Path = REPO_ROOT,
+               screenshots: bool = True) -> list[browser_check.PageReport]:
+    """Open the root page and every chapter page in offline headless Chromium; raise BookCheckFailed
+    unless each loads without console errors and draws every plotly figure its executed notebook holds.
+    Screenshots of `screenshot_chapters` go to html_dir/_screenshots/NN_name.png."""
+    html_dir = html_dir.resolve()  # the reports name pages by resolved path
+    pages = {chapter_page(html_dir, c): plotly_figures(executed_dir / f"{c.name}.ipynb") for c in chapters}
+    root = html_dir / (yaml.safe_load((project_root / "_toc.yml").read_text())["root"] + ".html")
+    shots = {}
+    if screenshots:
+        shutil.rmtree(html_dir / SCREENSHOT_FOLDER, ignore_errors=True)  # none left from an earlier check
+        shots = {chapter_page(html_dir, c): html_dir / SCREENSHOT_FOLDER / f"{c.name}.png"
+                 for c in screenshot_chapters(chapters)}
+    reports = browser_check.check_pages([root, *pages], shots)
+    problems = []
+    for report in reports:
+        expected = pages.get(report.page, 0)
+        if report.loaded and report.figures != expected:
+            problems.append(f"{report.page.name}: {expected} plotly figures in the executed notebook, "
+                            f"{report.figures} on the page")
+        problems += [f"{report.page.name}: {p}" for p in report.problems]
+    for report in reports:
+        print(report.summary(), flush=True)
+    if problems:
+        raise BookCheckFailed("the built book failed the browser check:\n  " + "\n  ".join(problems))
+    return reports
+
+
+STEPS = {"run": ("run",), "build": ("build",), "check": ("check",), "all": ("run", "build", "check")}
+
+
+def make_book(chapters: list[Chapter], executed_dir: Path, parameters: dict[str, object],
+              steps: tuple[str, ...] = STEPS["all"], project_root: Path = REPO_ROOT,
+              output_dir: Path | None = None) -> dict[str, object]:
+    """Run the chapters, build the HTML into OUTPUT/_build/html and check it (the `steps` asked for, in
+    that order); returns what was done and the wall seconds of each step. The whole book (every step)
+    also records that in OUTPUT/_build/timings.json. OUTPUT defaults to the project's book/."""
+    output_dir = output_dir or project_root / "book"
+    html_dir = output_dir / "_build" / "html"
+    started = time.perf_counter()
+    record: dict[str, object] = {"preset": parameters["preset"]}
+    if "run" in steps:
+        print(f"running {len(chapters)} chapter(s) into {executed_dir} with {parameters}", flush=True)
+        timings = run_chapters(chapters, executed_dir, parameters, progress_bar=sys.stderr.isatty())
+        print(f"{len(timings)} chapter(s) ran in {sum(timings.values()):.1f} s", flush=True)
+        record.update(parameters=parameters, chapters_s=timings)
+    if "build" in steps:
+        step = time.perf_counter()
+        build_book(executed_dir, chapters, project_root, output_dir)
+        record["build_s"] = round(time.perf_counter() - step, 1)
+    if "check" in steps:
+        step = time.perf_counter()
+        reports = check_book(html_dir, chapters, executed_dir, project_root)
+        record["check_s"] = round(time.perf_counter() - step, 1)
+        record["screenshots"] = [str(r.screenshot) for r in reports if r.screenshot]
+        print(f"browser check passed on {len(reports)} pages in {record['check_s']} s", flush=True)
+    record["total_s"] = round(time.perf_counter() - started, 1)
+    if set(steps) == set(STEPS["all"]):
+        path = output_dir / "_build" / TIMINGS_FILE
+        path.write_text(json.dumps(record, indent=1) + "\n")
+        print(f"the whole book ({record['preset']}) took {record['total_s']} s: chapters "
+              f"{sum(record['chapters_s'].values()):.1f} s, build {record['build_s']} s, check "
+              f"{record['check_s']} s; recorded in {path}", flush=True)
+    return record
 
 
 def _put_repo_on_kernel_path() -> None:
@@ -231,10 +328,10 @@ def _param_argument(text: str) -> tuple[str, object]:
 
 def _parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m egma.book", description=__doc__.split("\n\n")[0])
-    parser.add_argument("command", choices=["run", "build", "all"])
+    parser.add_argument("command", choices=list(STEPS))
     parser.add_argument("--preset", default="ci", choices=sorted(PRESETS))
     parser.add_argument("--chapters", type=lambda s: [int(n) for n in s.split(",")],
-                        help="comma-separated chapter numbers to run and/or build, e.g. 1,2 (default: all)")
+                        help="comma-separated chapter numbers to run, build and/or check, e.g. 1,2 (default: all)")
     parser.add_argument("--out", type=Path, default=REPO_ROOT / "_executed",
                         help="executed notebooks go to OUT/PRESET/ (default: _executed)")
     parser.add_argument("--param", action="append", default=[], type=_param_argument, metavar="KEY=VALUE",
@@ -249,13 +346,8 @@ def main(argv: list[str] | None = None) -> int:
         chapters = select_chapters(find_chapters(), args.chapters)
         if not chapters:
             raise ValueError(f"no chapter notebooks/NN_name.py in {REPO_ROOT / 'notebooks'}")
-        if args.command in ("run", "all"):
-            parameters = {**default_parameters(args.preset), **dict(args.param)}
-            print(f"running {len(chapters)} chapter(s) into {executed_dir} with {parameters}", flush=True)
-            timings = run_chapters(chapters, executed_dir, parameters, progress_bar=sys.stderr.isatty())
-            print(f"{len(timings)} chapter(s) ran in {sum(timings.values()):.1f} s", flush=True)
-        if args.command in ("build", "all"):
-            build_book(executed_dir, chapters)
+        parameters = {**default_parameters(args.preset), **dict(args.param)}
+        make_book(chapters, executed_dir, parameters, STEPS[args.command])
     except (ChapterFailed, FileNotFoundError, ValueError, RuntimeError) as error:
         print(f"egma.book: {error}", file=sys.stderr)
         return 1

@@ -16,6 +16,8 @@ import pytest
 import yaml
 
 from egma import book
+from egma.config import get_preset
+from egma.phantom.generate import ensure_phantom
 
 CHAPTERS = book.find_chapters()
 
@@ -31,22 +33,34 @@ def test_the_table_of_contents_lists_every_chapter_in_order():
     assert book.toc_chapters(book.REPO_ROOT) == [f"notebooks/{c.name}" for c in CHAPTERS]
 
 
+CI_DATA = book.REPO_ROOT / "data" / "phantom" / "ci"  # the repo's deterministic ci phantom, shared with test_train
+
+
 class _BookRun:
-    """One `ci` run of the book into a temporary tree, shared by the per-chapter tests.
+    """One `ci` run of the book into a temporary run_dir, shared by the per-chapter tests; the data is the
+    repository's ci phantom (generated once if missing, checked against the preset if present).
 
     A chapter reads what earlier chapters left in run_dir, so asking for chapter N first runs
-    every earlier chapter not run yet; a failure there names the chapter that broke.
+    every earlier chapter not run yet; a failure there names the chapter that broke, once.
     """
 
     def __init__(self, root: Path):
         self.out_dir = root / "_executed" / "ci"
-        self.parameters = book.default_parameters("ci", root)
+        self.parameters = {**book.default_parameters("ci", root), "data_root": str(CI_DATA)}
         self.done: set[str] = set()
+        self.failed: dict[str, book.ChapterFailed] = {}
 
     def through(self, chapter: book.Chapter) -> Path:
+        ensure_phantom(CI_DATA, get_preset("ci").phantom, workers=2)
         for earlier in CHAPTERS[:CHAPTERS.index(chapter) + 1]:
+            if earlier.name in self.failed:
+                raise RuntimeError(f"{earlier.name} failed earlier in this run") from self.failed[earlier.name]
             if earlier.name not in self.done:
-                book.run_chapters([earlier], self.out_dir, self.parameters)
+                try:
+                    book.run_chapters([earlier], self.out_dir, self.parameters)
+                except book.ChapterFailed as error:
+                    self.failed[earlier.name] = error
+                    raise
                 self.done.add(earlier.name)
         return self.out_dir / f"{chapter.name}.ipynb"
 
@@ -63,6 +77,24 @@ def test_chapter_runs_on_the_ci_preset(chapter, book_run):
     assert executed.metadata.papermill.parameters["preset"] == "ci"
     errors = [o for cell in executed.cells for o in cell.get("outputs", []) if o.output_type == "error"]
     assert not errors
+
+
+def test_the_whole_book_builds_and_every_page_loads_offline_with_its_figures_drawn(book_run, tmp_path_factory):
+    """The HTML of every executed chapter, opened in headless Chromium with the network off."""
+    book_run.through(CHAPTERS[-1])
+    html = book.build_book(book_run.out_dir, CHAPTERS, output_dir=tmp_path_factory.mktemp("whole_book"))
+    reports = book.check_book(html, CHAPTERS, book_run.out_dir)  # raises BookCheckFailed, listing problems
+    by_page = {r.page: r for r in reports}
+    assert (html / "book" / "intro.html").resolve() in by_page
+    for chapter in CHAPTERS:
+        report = by_page[book.chapter_page(html, chapter).resolve()]
+        expected = book.plotly_figures(book_run.out_dir / f"{chapter.name}.ipynb")
+        assert report.problems == [] and report.figures == report.figures_drawn == expected, report.summary()
+    assert sum(r.figures_drawn for r in reports) > 0
+    shots = sorted((html / book.SCREENSHOT_FOLDER).glob("*.png"))
+    assert [s.stem for s in shots] == sorted(c.name for c in book.screenshot_chapters(CHAPTERS))
+    assert all(s.stat().st_size > 20_000 for s in shots)  # rendered pages, not blank ones
+    print("screenshots of the built book:", *shots, sep="\n  ")
 
 
 # --- egma.book on throwaway chapters -----------------------------------------------------------
@@ -127,7 +159,7 @@ def _project(root: Path, chapters: dict[str, str], toc: list[str] | None = None)
 
 @pytest.fixture(scope="module")
 def tiny_book(tmp_path_factory):
-    """Two tiny chapters run with --param answer=42, then built to HTML."""
+    """Two tiny chapters made into a whole book (run with --param answer=42, built, checked)."""
     marker = tmp_path_factory.getbasetemp().name  # a trace name no other page can contain
     root = _project(tmp_path_factory.mktemp("tiny_book"),
                     {"01_first.py": FIRST_CHAPTER.replace("{marker}", marker),
@@ -135,10 +167,9 @@ def tiny_book(tmp_path_factory):
     chapters = book.find_chapters(root / "notebooks")
     parameters = {**book.default_parameters("ci", root), "answer": 42}
     executed_dir = root / "_executed" / "ci"
-    timings = book.run_chapters(chapters, executed_dir, parameters)
-    html = book.build_book(executed_dir, chapters, project_root=root)
-    return {"root": root, "chapters": chapters, "timings": timings, "html": html, "marker": marker,
-            "executed_dir": executed_dir}
+    record = book.make_book(chapters, executed_dir, parameters, project_root=root)
+    return {"root": root, "chapters": chapters, "record": record, "html": root / "book" / "_build" / "html",
+            "marker": marker, "executed_dir": executed_dir}
 
 
 def test_run_executes_chapters_in_order_with_the_parameters(tiny_book):
@@ -151,7 +182,17 @@ def test_run_executes_chapters_in_order_with_the_parameters(tiny_book):
     assert first.metadata.kernelspec.name == book.KERNEL_NAME
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in first.cells)
     recorded = json.loads((executed_dir / book.TIMINGS_FILE).read_text())
-    assert recorded == tiny_book["timings"] and all(t > 0 for t in recorded.values())
+    assert recorded == tiny_book["record"]["chapters_s"] and all(t > 0 for t in recorded.values())
+
+
+def test_the_whole_book_records_its_steps_and_their_wall_times(tiny_book):
+    record = tiny_book["record"]
+    assert json.loads((tiny_book["root"] / "book" / "_build" / book.TIMINGS_FILE).read_text()) == record
+    assert record["preset"] == "ci" and record["parameters"]["answer"] == 42
+    assert list(record["chapters_s"]) == ["01_first", "02_second"]
+    steps = sum(record["chapters_s"].values()) + record["build_s"] + record["check_s"]
+    assert min(record["build_s"], record["check_s"]) > 0 and steps <= record["total_s"] <= steps + 1
+    assert [Path(s).name for s in record["screenshots"]] == ["01_first.png", "02_second.png"]
 
 
 def test_build_writes_html_with_the_plotly_figure_and_no_network_scripts(tiny_book):
@@ -167,6 +208,23 @@ def test_build_writes_html_with_the_plotly_figure_and_no_network_scripts(tiny_bo
     intro = (html_dir / "book" / "intro.html").read_text()
     assert "01_first.html" in intro and "02_second.html" in intro  # both chapters in the toc
     assert "Eye-gaze Guided Multi-modal Alignment" in intro  # the bibliography resolved
+
+
+def test_the_check_catches_a_figure_missing_from_its_page(tiny_book, tmp_path):
+    root, html, executed_dir, chapters = (tiny_book[k] for k in ("root", "html", "executed_dir", "chapters"))
+    assert book.plotly_figures(executed_dir / "01_first.ipynb") == 1
+    broken = tmp_path / "html"
+    shutil.copytree(html, broken)
+    page = broken / "notebooks" / "01_first.html"
+    page.write_text(re.sub(r'<div id="[^"]*" class="plotly-graph-div"[^>]*></div>', "", page.read_text()))
+    with pytest.raises(book.BookCheckFailed, match="01_first.html: 1 plotly figures in the executed notebook, 0 on"):
+        book.check_book(broken, chapters, executed_dir, project_root=root, screenshots=False)
+
+
+def test_screenshots_prefer_chapters_1_2_and_5_then_the_first_others():
+    chapters = [book.Chapter(n, f"{n:02d}_x", Path(f"{n:02d}_x.py")) for n in (1, 3, 4, 5, 6)]
+    assert [c.number for c in book.screenshot_chapters(chapters)] == [1, 5, 3]
+    assert book.screenshot_chapters(chapters[:1]) == chapters[:1]
 
 
 def test_a_failing_chapter_stops_the_run_and_names_itself(tmp_path, capsys):
