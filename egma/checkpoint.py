@@ -117,12 +117,23 @@ def save_best(folder: Path, model_state: dict, record: dict) -> None:
     atomic_save({"model": model_state, "metrics": record}, Path(folder) / BEST_MODEL)
 
 
-def load_best(folder: Path) -> dict:
-    """{"model": state dict, "metrics": the validation record it was chosen by} of a training folder."""
-    path = Path(folder) / BEST_MODEL
+def _read_model_file(path: Path) -> dict:
     if not path.is_file():
         raise CheckpointError(f"{path} does not exist: train first (egma.train) or point at the training folder")
     try:
-        return torch.load(path, map_location="cpu", weights_only=False)
+        content = torch.load(path, map_location="cpu", weights_only=False)
     except Exception as err:
         raise CheckpointError(f"{path} is not a readable model file ({type(err).__name__}: {err})") from err
+    if not isinstance(content, dict) or "model" not in content:
+        raise CheckpointError(f"{path} is not a model file written by egma.train (no 'model' entry)")
+    return content
+
+
+def load_best(folder: Path) -> dict:
+    """{"model": state dict, "metrics": the validation record it was chosen by} of a training folder."""
+    return _read_model_file(Path(folder) / BEST_MODEL)
+
+
+def load_model_file(path: str | Path) -> dict:
+    """The state dict of a model file written by egma.train (e.g. a run's pretrain/best/model.pt)."""
+    return _read_model_file(Path(path))["model"]

@@ -85,6 +85,7 @@ class ModelConfig:
     max_logit_scale: float = 100.0
     allow_download: bool = False
     medclip_checkpoint: str | None = None  # MedCLIP pytorch_model.bin to start from (the paper's init)
+    init_weights: str | None = None  # an EGMA model file (a run's pretrain/best/model.pt) to start from instead
 
 
 @dataclass(frozen=True)
@@ -107,6 +108,10 @@ class TrainConfig:
     grad_clip: float = 1.0           # max global grad norm (0: no clipping)
     grad_accum: int = 1
     augment: bool = True             # photometric augmentation of training images (egma.augment)
+    # The paper continues from MedCLIP's weights. Without a MedCLIP checkpoint, init_epochs > 0 first trains
+    # this many epochs with the global CLIP loss and no gaze (egma.train.pretrain's "init" stage, a stand-in
+    # for that init), and the preset's loss continues from its best weights.
+    init_epochs: int = 0
     gaze_fraction: float = 1.0       # seeded share of the training studies with gaze that keep it
     seed: int = 0
     mixed_precision: str = "auto"    # "auto" (bf16 on a GPU that has it, else "no"), "no", "bf16", "fp16"

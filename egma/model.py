@@ -21,6 +21,7 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
 
+from egma.checkpoint import load_model_file
 from egma.config import ModelConfig
 from egma.losses import EncodedBatch
 
@@ -193,6 +194,10 @@ class EGMAModel(nn.Module):
 def build_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerBase | None = None) -> EGMAModel:
     """The model of a preset; starts from cfg.medclip_checkpoint when one is given."""
     model = EGMAModel(cfg, tokenizer if tokenizer is not None else build_tokenizer(cfg))
+    if cfg.medclip_checkpoint and cfg.init_weights:
+        raise ValueError("give medclip_checkpoint or init_weights, not both")
+    if cfg.init_weights:
+        model.load_state_dict(load_model_file(cfg.init_weights))
     if cfg.medclip_checkpoint:
         report = load_medclip_checkpoint(model, cfg.medclip_checkpoint)
         if report.missing or report.unexpected:

@@ -40,7 +40,7 @@ from accelerate.utils import set_seed
 from tqdm.auto import tqdm
 
 from egma.augment import PhotometricAugment
-from egma.checkpoint import (CheckpointError, atomic_write_text, latest_checkpoint, load_best, load_checkpoint,
+from egma.checkpoint import (BEST_MODEL, CheckpointError, atomic_write_text, latest_checkpoint, load_best, load_checkpoint,
                              rng_state, save_best, save_checkpoint, set_rng_state)
 from egma.config import Preset, get_preset
 from egma.data import (BatchCollate, EpochBatches, GazeSubset, StudyDataset, batches_per_epoch, gaze_subset,
@@ -53,6 +53,7 @@ from egma.model import EGMAModel, build_model, build_tokenizer
 from egma.validation import validation_set, zero_shot_accuracy
 
 TRAIN_FOLDER = "pretrain"
+INIT_FOLDER = "init"
 GAZE_CACHE = "gaze_cache.pt"
 METRICS = "metrics.jsonl"
 
@@ -247,13 +248,13 @@ class MetricsLog:
 
 def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bool = False,
           workers: int = 2, max_steps: int | None = None, progress_bar: bool = True,
-          accelerator: Accelerator | None = None) -> TrainResult:
+          accelerator: Accelerator | None = None, gaze_cache_path: str | Path | None = None) -> TrainResult:
     """Pretrain the preset's model on the MIMIC-Eye tree at data_root; results under run_dir/pretrain/.
 
     resume: continue the run in run_dir/pretrain from its latest checkpoint (same preset required);
     without it an existing run is never touched. max_steps stops after that many optimiser steps in all
     (the schedule still spans the whole run). Raises TrainingInterrupted after SIGINT/SIGTERM, once the
-    checkpoint is written.
+    checkpoint is written. gaze_cache_path: where the gaze cache is read or built (default run_dir/gaze_cache.pt).
     """
     started = time.perf_counter()
     tc = cfg.train
@@ -264,14 +265,15 @@ def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bo
                                              cpu=not torch.cuda.is_available())
     main = accelerator.is_main_process
     state = check_run_folder(folder, cfg, resume)  # before anything is read or written
+    cache_path = Path(gaze_cache_path) if gaze_cache_path is not None else run_dir / GAZE_CACHE
 
     studies = read_corpus(data_root)
     if main:
-        cache = gaze_cache(studies, run_dir / GAZE_CACHE, cfg.gaze, cfg.model.image_size, cfg.model.grid,
+        cache = gaze_cache(studies, cache_path, cfg.gaze, cfg.model.image_size, cfg.model.grid,
                            progress=progress_bar)
     accelerator.wait_for_everyone()
     if not main:
-        cache = gaze_cache(studies, run_dir / GAZE_CACHE, cfg.gaze, cfg.model.image_size, cfg.model.grid)
+        cache = gaze_cache(studies, cache_path, cfg.gaze, cfg.model.image_size, cfg.model.grid)
     val = validation_set(studies, tc.val_prompts_per_class, tc.seed)
     train_set = training_studies(studies, cache)
     del studies  # the raw gaze samples are no longer needed
@@ -410,6 +412,54 @@ def _broadcast_best(accelerator: Accelerator, progress: Progress) -> tuple[float
     return float(value[0]), int(value[1])
 
 
+def init_stage(cfg: Preset) -> Preset | None:
+    """The init stage's preset (global CLIP loss, no gaze, init_epochs epochs), or None when there is none."""
+    if cfg.train.init_epochs <= 0 or cfg.model.medclip_checkpoint or cfg.model.init_weights:
+        return None
+    return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, name="clip"),
+                               train=dataclasses.replace(cfg.train, epochs=cfg.train.init_epochs, init_epochs=0,
+                                                         gaze_fraction=0.0))
+
+
+def init_weights_file(run_dir: str | Path) -> Path:
+    return Path(run_dir) / INIT_FOLDER / TRAIN_FOLDER / BEST_MODEL
+
+
+def after_init(cfg: Preset, run_dir: str | Path) -> Preset:
+    """cfg starting from the init stage's best weights in run_dir (cfg itself when it has no init stage)."""
+    if init_stage(cfg) is None:
+        return cfg
+    return dataclasses.replace(cfg, model=dataclasses.replace(cfg.model, init_weights=str(init_weights_file(run_dir))),
+                               train=dataclasses.replace(cfg.train, init_epochs=0))
+
+
+def finished(folder: str | Path, cfg: Preset) -> bool:
+    """Whether the run in `folder` (a run's pretrain/) completed all cfg.train.epochs epochs."""
+    metrics = Path(folder) / METRICS
+    if not (Path(folder) / BEST_MODEL).is_file() or not metrics.is_file():
+        return False
+    epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()
+              if line.strip() and json.loads(line)["kind"] == "epoch"]
+    return bool(epochs) and max(epochs) >= cfg.train.epochs - 1
+
+
+def pretrain(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bool = False,
+             **kwargs) -> TrainResult:
+    """Chapter 4's pretraining: the init stage into run_dir/init/ when the preset has one, then cfg's loss from its
+    best weights into run_dir/pretrain/; both share run_dir/gaze_cache.pt. resume: continue whichever stage has a
+    run (a finished init stage is kept as it is); without it an existing stage is an error, as in `train`.
+    kwargs go to `train`."""
+    run_dir = Path(run_dir)
+    init = init_stage(cfg)
+    if init is not None:
+        init_dir = run_dir / INIT_FOLDER
+        if not (resume and finished(init_dir / TRAIN_FOLDER, init)):
+            train(init, data_root, init_dir, resume=resume and (init_dir / TRAIN_FOLDER / "config.json").exists(),
+                  gaze_cache_path=run_dir / GAZE_CACHE, **kwargs)
+    return train(after_init(cfg, run_dir), data_root, run_dir,
+                 resume=resume and (run_dir / TRAIN_FOLDER / "config.json").exists(), **kwargs)
+
+
 def trained_model(cfg: Preset, run_dir: str | Path) -> tuple[EGMAModel, dict]:
     """The best model of run_dir/pretrain (eval mode, on the CPU) and the validation record it was chosen by."""
     best = load_best(Path(run_dir) / TRAIN_FOLDER)
@@ -434,8 +484,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     cfg = apply_overrides(get_preset(args.preset), args.set)
     try:
-        result = train(cfg, args.data_root, args.run_dir, resume=args.resume, workers=args.workers,
-                       max_steps=args.max_steps, progress_bar=not args.no_progress)
+        result = pretrain(cfg, args.data_root, args.run_dir, resume=args.resume, workers=args.workers,
+                          max_steps=args.max_steps, progress_bar=not args.no_progress)
     except TrainingInterrupted as stopped:
         raise SystemExit(f"egma.train: {stopped}") from None
     if PartialState().is_main_process:

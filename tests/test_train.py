@@ -18,18 +18,19 @@ import numpy as np
 import pytest
 import torch
 
-from egma.checkpoint import CheckpointError, latest_checkpoint
+from egma.checkpoint import CheckpointError, latest_checkpoint, load_best
 from egma.config import get_preset
 from egma.data import EpochBatches, GazeSubset, batches_per_epoch, gaze_subset
 from egma.datasets import read_mimic_eye
 from egma.gaze.cache import GazeCacheMismatch
 from egma.phantom.generate import ensure_phantom
-from egma.train import apply_overrides, train, warmup_cosine
+from egma.model import build_model
+from egma.train import after_init, apply_overrides, init_stage, pretrain, train, warmup_cosine
 
 REPO = Path(__file__).resolve().parents[1]
 CI_ROOT = REPO / "data" / "phantom" / "ci"
 OVERRIDES = ["train.epochs=2", "train.batch_size=4", "train.lr=1e-3", "train.checkpoint_every=2",
-             "train.val_prompts_per_class=3", "train.gaze_fraction=0.5"]
+             "train.val_prompts_per_class=3", "train.gaze_fraction=0.5", "train.init_epochs=0"]
 N_TRAIN = 13  # 3 batches of 4 per epoch, one study left over
 ENV = {**os.environ, "OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false",
        "PYTHONPATH": os.pathsep.join([str(REPO), os.environ.get("PYTHONPATH", "")])}
@@ -251,3 +252,24 @@ def test_gaze_subset_is_seeded_and_hides_the_others():
     gs, gl, mask, has_gaze = view.batch(ids)
     assert has_gaze.tolist() == [True, False, False] and gs[1:].abs().sum() == 0 and not gl[2].any()
     assert picked[0] in view and ids[2] not in view
+
+
+def test_init_stage_trains_clip_without_gaze_then_the_loss_continues_from_its_best_weights(data_root, tmp_path):
+    cfg = apply_overrides(tiny_cfg(), ["train.init_epochs=1", "train.epochs=1"])
+    init = init_stage(cfg)
+    assert (init.loss.name, init.train.epochs, init.train.gaze_fraction) == ("clip", 1, 0.0)
+    pretrain(cfg, data_root, tmp_path, workers=0, progress_bar=False)
+    init_best = load_best(tmp_path / "init" / "pretrain")["model"]
+    stage_two = json.loads((tmp_path / "pretrain" / "config.json").read_text())
+    assert stage_two["loss"]["name"] == "egma"
+    assert stage_two["model"]["init_weights"] == str(tmp_path / "init" / "pretrain" / "best" / "model.pt")
+    start = build_model(after_init(cfg, tmp_path).model).state_dict()  # what stage two started from
+    assert all(torch.equal(start[k], init_best[k]) for k in init_best)
+    assert not torch.equal(load_best(tmp_path / "pretrain")["model"]["image_proj.weight"], init_best["image_proj.weight"])
+    # both stages read the one gaze cache; a finished init stage is kept as it is on resume
+    assert not (tmp_path / "init" / "gaze_cache.pt").exists()
+    init_metrics = (tmp_path / "init" / "pretrain" / "metrics.jsonl").read_bytes()
+    pretrain(cfg, data_root, tmp_path, resume=True, workers=0, progress_bar=False)
+    assert (tmp_path / "init" / "pretrain" / "metrics.jsonl").read_bytes() == init_metrics
+    with pytest.raises(FileExistsError):
+        pretrain(cfg, data_root, tmp_path, workers=0, progress_bar=False)
