@@ -248,13 +248,15 @@ class MetricsLog:
 
 def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bool = False,
           workers: int = 2, max_steps: int | None = None, progress_bar: bool = True,
-          accelerator: Accelerator | None = None, gaze_cache_path: str | Path | None = None) -> TrainResult:
+          accelerator: Accelerator | None = None, gaze_cache_path: str | Path | None = None,
+          studies: Sequence[Study] | None = None) -> TrainResult:
     """Pretrain the preset's model on the MIMIC-Eye tree at data_root; results under run_dir/pretrain/.
 
     resume: continue the run in run_dir/pretrain from its latest checkpoint (same preset required);
     without it an existing run is never touched. max_steps stops after that many optimiser steps in all
     (the schedule still spans the whole run). Raises TrainingInterrupted after SIGINT/SIGTERM, once the
     checkpoint is written. gaze_cache_path: where the gaze cache is read or built (default run_dir/gaze_cache.pt).
+    studies: the corpus of data_root when the caller has read it already (several runs on one corpus).
     """
     started = time.perf_counter()
     tc = cfg.train
@@ -267,7 +269,7 @@ def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bo
     state = check_run_folder(folder, cfg, resume)  # before anything is read or written
     cache_path = Path(gaze_cache_path) if gaze_cache_path is not None else run_dir / GAZE_CACHE
 
-    studies = read_corpus(data_root)
+    studies = read_corpus(data_root) if studies is None else list(studies)
     if main:
         cache = gaze_cache(studies, cache_path, cfg.gaze, cfg.model.image_size, cfg.model.grid,
                            progress=progress_bar)
@@ -443,6 +445,22 @@ def finished(folder: str | Path, cfg: Preset) -> bool:
     return bool(epochs) and max(epochs) >= cfg.train.epochs - 1
 
 
+def ensure_init(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bool = True,
+                train_fn=None, **kwargs) -> Path | None:
+    """The init stage's weights file in run_dir, trained first unless finished (None: the preset has no init
+    stage). resume: continue an interrupted init stage and keep a finished one; without it an existing one is
+    an error, as in `train`. kwargs go to `train` (or `train_fn`)."""
+    init = init_stage(cfg)
+    if init is None:
+        return None
+    init_dir = Path(run_dir) / INIT_FOLDER
+    if not (resume and finished(init_dir / TRAIN_FOLDER, init)):
+        (train_fn or train)(init, data_root, init_dir,
+                            resume=resume and (init_dir / TRAIN_FOLDER / "config.json").exists(),
+                            gaze_cache_path=Path(run_dir) / GAZE_CACHE, **kwargs)
+    return init_weights_file(run_dir)
+
+
 def pretrain(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bool = False,
              **kwargs) -> TrainResult:
     """Chapter 4's pretraining: the init stage into run_dir/init/ when the preset has one, then cfg's loss from its
@@ -450,12 +468,7 @@ def pretrain(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume:
     run (a finished init stage is kept as it is); without it an existing stage is an error, as in `train`.
     kwargs go to `train`."""
     run_dir = Path(run_dir)
-    init = init_stage(cfg)
-    if init is not None:
-        init_dir = run_dir / INIT_FOLDER
-        if not (resume and finished(init_dir / TRAIN_FOLDER, init)):
-            train(init, data_root, init_dir, resume=resume and (init_dir / TRAIN_FOLDER / "config.json").exists(),
-                  gaze_cache_path=run_dir / GAZE_CACHE, **kwargs)
+    ensure_init(cfg, data_root, run_dir, resume=resume, **kwargs)
     return train(after_init(cfg, run_dir), data_root, run_dir,
                  resume=resume and (run_dir / TRAIN_FOLDER / "config.json").exists(), **kwargs)
 
@@ -463,7 +476,7 @@ def pretrain(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume:
 def trained_model(cfg: Preset, run_dir: str | Path) -> tuple[EGMAModel, dict]:
     """The best model of run_dir/pretrain (eval mode, on the CPU) and the validation record it was chosen by."""
     best = load_best(Path(run_dir) / TRAIN_FOLDER)
-    model = build_model(cfg.model)
+    model = build_model(dataclasses.replace(cfg.model, init_weights=None))  # the best weights replace any init
     model.load_state_dict(best["model"])
     return model.eval(), best["metrics"]
 

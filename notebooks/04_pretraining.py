@@ -42,13 +42,14 @@ import json
 import time
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 from IPython.display import display
 from plotly.subplots import make_subplots
 
 from egma.config import get_preset
-from egma.train import TRAIN_FOLDER, train
+from egma.train import INIT_FOLDER, TRAIN_FOLDER, init_stage, pretrain
 from egma.viz import setup_plotly
 
 setup_plotly()
@@ -60,16 +61,28 @@ display(pd.Series({k: str(v) for k, v in vars(cfg.train).items()}, name=f"TrainC
 # %% [markdown]
 # ## Training
 #
-# `train` reads the corpus, loads the gaze cache of chapter 2 from `run_dir/gaze_cache.pt` (or builds it;
-# one built with other gaze parameters is an error, never rebuilt silently), and trains. An existing run in
-# `run_dir/pretrain` is resumed (`resume=True`); a run started with another configuration refuses to
-# resume and says which fields differ.
+# The paper does not start from scratch: EGMA continues from MedCLIP's weights, a model already trained to
+# match whole images with whole reports. Without those weights (no network, no credentials) a preset with
+# `train.init_epochs > 0` first trains that many epochs with the global CLIP loss and no gaze, our stand-in
+# for the MedCLIP init, into `run_dir/init/`; the preset's loss then continues from the init's best weights
+# into `run_dir/pretrain/`. (Trained from random weights, the fine-grained FILIP term of EGMA stays at
+# $\ln b$ for epochs: a patch finds a matching "heart size is normal" in every report of the batch.) Chapter
+# 7 starts every ablation from the same init, as the paper's ablations all start from MedCLIP, and its
+# "init" row is the paper's "Baseline (MedCLIP init)".
+#
+# `pretrain` reads the corpus, loads the gaze cache of chapter 2 from `run_dir/gaze_cache.pt` (or builds it;
+# one built with other gaze parameters is an error, never rebuilt silently), and trains. An existing run is
+# resumed (`resume=True`); a finished init stage is kept; a run started with another configuration refuses
+# to resume and says which fields differ.
 
 # %%
 folder = run_dir / TRAIN_FOLDER
 started = time.perf_counter()
-result = train(cfg, data_root, run_dir, resume=(folder / "config.json").exists(), workers=workers)
-print(f"{result.steps} optimiser steps; this call took {time.perf_counter() - started:.0f} s")
+result = pretrain(cfg, data_root, run_dir, resume=True, workers=workers)
+init = init_stage(cfg)
+print(f"{result.steps} optimiser steps after the init stage; this call took {time.perf_counter() - started:.0f} s")
+if init is None:
+    print("this preset has no init stage (train.init_epochs = 0 or a MedCLIP checkpoint is given)")
 
 # %% [markdown]
 # ## Loss curves
@@ -79,17 +92,28 @@ print(f"{result.steps} optimiser steps; this call took {time.perf_counter() - st
 # patches to be told apart *within* an image.
 
 # %%
+def records(stage_folder, kind):
+    lines = (stage_folder / "metrics.jsonl").read_text().splitlines()
+    return pd.DataFrame([r for r in map(json.loads, lines) if r["kind"] == kind])
+
+
+stages = {"init (CLIP)": run_dir / INIT_FOLDER / TRAIN_FOLDER} if init is not None else {}
+stages[f"{cfg.loss.name}"] = folder
 steps, epochs = result.frame("step"), result.frame("epoch")
-terms = [c for c in steps.columns if c.startswith("loss_")]
 fig = make_subplots(rows=1, cols=2, subplot_titles=("loss terms per step", "learning rate and logit scale"),
                     specs=[[{}, {"secondary_y": True}]])
-for term in terms:
-    fig.add_trace(go.Scatter(x=steps["step"], y=steps[term], name=term.removeprefix("loss_"), mode="lines"), 1, 1)
-fig.add_trace(go.Scatter(x=steps["step"], y=steps["lr"], name="learning rate", mode="lines"), 1, 2)
-fig.add_trace(go.Scatter(x=steps["step"], y=steps["logit_scale"], name="logit scale s", mode="lines",
-                         line=dict(dash="dot")), 1, 2, secondary_y=True)
-fig.update_xaxes(title_text="optimiser step")
-fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=40)).show()
+for stage, stage_folder in stages.items():
+    stage_steps = records(stage_folder, "step")
+    for term in [c for c in stage_steps.columns if c.startswith("loss_")]:
+        fig.add_trace(go.Scatter(x=stage_steps["step"], y=stage_steps[term], mode="lines",
+                                 name=f"{stage}: {term.removeprefix('loss_')}"), 1, 1)
+    fig.add_trace(go.Scatter(x=stage_steps["step"], y=stage_steps["lr"], name=f"{stage}: learning rate",
+                             mode="lines"), 1, 2)
+    fig.add_trace(go.Scatter(x=stage_steps["step"], y=stage_steps["logit_scale"], name=f"{stage}: logit scale s",
+                             mode="lines", line=dict(dash="dot")), 1, 2, secondary_y=True)
+fig.add_hline(y=float(np.log(cfg.train.batch_size)), line_dash="dash", annotation_text="ln b", row=1, col=1)
+fig.update_xaxes(title_text="optimiser step (of each stage)")
+fig.update_layout(height=380, margin=dict(l=10, r=10, t=40, b=40)).show()
 
 # %% [markdown]
 # ## Validation zero-shot accuracy: choosing the checkpoint
@@ -102,8 +126,8 @@ fig.update_layout(height=360, margin=dict(l=10, r=10, t=40, b=40)).show()
 # by ten points at a time: read the curve as a smoke test, not as a result.
 
 # %%
-fig = go.Figure(go.Scatter(x=epochs["epoch"], y=epochs["val_accuracy"], mode="lines+markers",
-                           name="validation accuracy"))
+fig = go.Figure([go.Scatter(x=records(stage_folder, "epoch")["epoch"], y=records(stage_folder, "epoch")["val_accuracy"],
+                            mode="lines+markers", name=stage) for stage, stage_folder in stages.items()])
 fig.add_hline(y=0.2, line_dash="dash", annotation_text="chance 20 %")
 fig.add_hline(y=float(epochs["val_majority"].iloc[0]), line_dash="dot", annotation_text="majority class")
 fig.update_layout(title=f"zero-shot 5-class accuracy on the validate split (n = {int(epochs['val_n'].iloc[0])})",

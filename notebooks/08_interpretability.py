@@ -32,18 +32,18 @@
 # measures none of this):
 #
 # - against the **true region** of the sentence (the phantom's ground truth, which no reader and no
-#   training step ever sees): the *pointing game* (does the map's maximum fall inside the region?) and the
+#   training step ever sees): the *pointing game* of {cite:t}`zhang2018pointing` (does the map's maximum fall inside the region?) and the
 #   *map AUROC* (do the map's pixels rank region pixels above the others?);
 # - against the **radiologist's gaze** on that sentence (chapter 2's heatmap): Pearson correlation (CC),
 #   KL divergence of the gaze from the map (lower is better), and NSS, the map's standardised value at the
-#   fixations inside the sentence's gaze window (the saliency-benchmark metrics of Bylinskii et al., 2019).
+#   fixations inside the sentence's gaze window (the saliency-benchmark metrics of {cite:t}`bylinskii2019metrics`).
 #
 # Beside every score sit a **uniform map** (no localisation at all) and, against the true region, the
 # **gaze map itself** (how well the radiologist's eyes localise the finding). The intervals resample
 # **studies** (a report's sentences share one image and one reader, so they are not independent items).
 #
 # The second half looks at the global image embeddings of CheXpert 5x200: a UMAP picture per model,
-# coloured by class (McInnes et al., 2018), and two numbers that do not depend on the picture, the
+# coloured by class ({cite:t}`mcinnes2018umap`), and two numbers that do not depend on the picture, the
 # **silhouette** of the classes and the **cross-validated kNN accuracy**, with their no-structure
 # references.
 #
