@@ -6,8 +6,10 @@ import numpy as np
 import pytest
 from scipy.ndimage import binary_dilation
 
+from dictated import dictated
+
 from egma.config import GazeConfig
-from egma.datasets.study import FixationTable, GazeSamples, Reading, Study, Transcript
+from egma.datasets.study import FixationTable, Reading, Study
 from egma.gaze.geometry import to_model_frame
 from egma.gaze.heatmaps import (GazeFallbackWarning, combine_readings, reading_heatmaps, render_heatmaps,
                                 study_heatmaps, window_weights)
@@ -104,17 +106,7 @@ def test_window_weights_count_only_time_inside_the_window():
 
 
 def _reading(reading_id, sentences_times, fixations):
-    tokens, start, end = [], [], []
-    for text, t0, t1 in sentences_times:
-        words = text.split()
-        for k, word in enumerate(words):
-            tokens.append(word)
-            start.append(t0 + (t1 - t0) * k / len(words))
-            end.append(t0 + (t1 - t0) * (k + 1) / len(words))
-        tokens.append(".")
-        start.append(t1)
-        end.append(t1)
-    return Reading(reading_id, "a", "reflacx", Transcript(tokens, np.array(start), np.array(end)), fixations=fixations)
+    return Reading(reading_id, "a", "reflacx", dictated(sentences_times), fixations=fixations)
 
 
 def test_sentence_without_gaze_falls_back_to_the_whole_reading_and_is_flagged():

@@ -7,8 +7,10 @@ import pandas as pd
 import pytest
 import torch
 
+from dictated import dictated
+
 from egma.config import GazeConfig, get_preset
-from egma.datasets.study import FixationTable, Reading, Study, Transcript
+from egma.datasets.study import FixationTable, Reading, Study
 from egma.evaluation.bootstrap import Estimate
 from egma.gaze.geometry import points_to_model, points_to_patch, to_model_frame
 from egma.interpretability import (GAZE_REFERENCE, UNIFORM, StudyCase, SentenceGaze, attention_figure,
@@ -98,19 +100,6 @@ def test_model_frame_map_goes_back_onto_the_original_pixels():
     assert back.shape == PORTRAIT and iou > 0.9
 
 
-def _transcript(sentences_times):
-    tokens, start, end = [], [], []
-    for text, t0, t1 in sentences_times:
-        words = text.rstrip(".").split()
-        for k, word in enumerate(words):
-            tokens.append(word)
-            start.append(t0 + (t1 - t0) * k / len(words))
-            end.append(t0 + (t1 - t0) * (k + 1) / len(words))
-        tokens.append(".")
-        start.append(t1)
-        end.append(t1)
-    return Transcript(tokens, np.array(start), np.array(end))
-
 
 def _study(report, readings, image_size=(200, 160)):
     return Study("s1", "p1", "d1", Path("img.jpg"), image_size, list(report), readings=readings)
@@ -120,7 +109,7 @@ def test_sentence_gaze_points_are_the_fixations_in_that_sentences_window_in_the_
     cfg = replace(GazeConfig(), fixation_method="dataset", eye_voice_lead_s=0.0)
     fix = FixationTable(np.array([1.0, 1.6, 5.0, 9.0]), np.array([1.4, 1.9, 5.5, 9.5]),
                         np.array([30.0, 40.0, 120.0, 80.0]), np.array([50.0, 60.0, 150.0, 100.0]))
-    reading = Reading("r", "a", "reflacx", _transcript([("Heart normal.", 1.0, 2.0), ("No effusion.", 5.0, 6.0),
+    reading = Reading("r", "a", "reflacx", dictated([("Heart normal.", 1.0, 2.0), ("No effusion.", 5.0, 6.0),
                                                         ("Bones intact.", 20.0, 21.0)]), fixations=fix)
     study = _study(["No effusion.", "Heart normal.", "Bones intact."], [reading])
     with pytest.warns(UserWarning, match="no fixation"):
@@ -276,7 +265,7 @@ def test_study_cases_join_gaze_truth_regions_and_masks_by_image(tmp_path):
                  {"text": "Heart is enlarged.", "region": ["finding:cardiomegaly"]}]
     (tmp_path / "truth.json").write_text(json.dumps({"studies": {"d1": {"dicom_id": "d1", "sentences": sentences}}}))
     fix = FixationTable(np.array([1.0, 5.0]), np.array([1.5, 5.5]), np.array([90.0, 40.0]), np.array([120.0, 40.0]))
-    reading = Reading("r", "a", "reflacx", _transcript([("Heart is enlarged.", 1.0, 2.0), ("Lungs clear.", 5.0, 6.0)]),
+    reading = Reading("r", "a", "reflacx", dictated([("Heart is enlarged.", 1.0, 2.0), ("Lungs clear.", 5.0, 6.0)]),
                       fixations=fix)
     study = Study("s1", "p1", "d1", Path("img.jpg"), (200, 160), ["Heart is enlarged.", "Lungs clear."],
                   readings=[reading])

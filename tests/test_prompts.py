@@ -1,7 +1,7 @@
 """egma.prompts: grammar sizes and spelling, capping, and the verbatim 8x200 queries."""
 import pytest
 
-from egma.prompts import (CARDIOMEGALY_OURS, CHEXPERT_5X200_GRAMMAR, cap_prompts, chexpert_5x200_prompts,
+from egma.prompts import (CARDIOMEGALY_OURS, cap_prompts, chexpert_5x200_prompts,
                           chexpert_8x200_queries, expand_grammar, rsna_prompts, siim_prompts)
 
 

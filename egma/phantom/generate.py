@@ -15,7 +15,6 @@ output is byte-identical for a seed whatever the number of workers.
 """
 from __future__ import annotations
 
-import json
 import shutil
 import time
 from concurrent.futures import ProcessPoolExecutor
