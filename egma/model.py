@@ -7,6 +7,7 @@ L2-normalised. The logit scale s = exp(t) starts at 1 / 0.07 and is clamped at 1
 """
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import math
 import re
@@ -20,6 +21,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoModel, AutoTokenizer, BertConfig, BertModel, PreTrainedTokenizerBase
+from transformers.utils import logging as hf_logging
 
 from egma.checkpoint import load_model_file
 from egma.config import ModelConfig
@@ -104,12 +106,27 @@ class SentenceEncoder(nn.Module):
         return (layers * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
 
 
+@contextlib.contextmanager
+def _quiet_transformers():
+    previous, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(previous)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def _text_backbone(cfg: ModelConfig, vocab_size: int) -> tuple[nn.Module, str]:
     """The text transformer and a line saying where its weights came from."""
     if cfg.pretrained_text:
         try:
-            bert = AutoModel.from_pretrained(_source(cfg.text_encoder), local_files_only=not cfg.allow_download,
-                                             add_pooling_layer=False)
+            # the checkpoint's pooler weights are left out on purpose (add_pooling_layer=False): no load report
+            with _quiet_transformers():
+                bert = AutoModel.from_pretrained(_source(cfg.text_encoder), local_files_only=not cfg.allow_download,
+                                                 add_pooling_layer=False)
             return bert, f"pretrained {cfg.text_encoder}"
         except OSError as err:
             reason = f"{cfg.text_encoder!r} not available offline ({type(err).__name__})"
