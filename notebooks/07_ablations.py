@@ -33,8 +33,10 @@
 #
 # Every cell of the grid (a variant and a seed) is an ordinary chapter-4 training run in
 # `run_dir/ablations/<variant>/seed<k>/`, with the preset's model, data and schedule; only the loss, the
-# gaze fraction and the seed change. The seed sets the initialisation, the batch order and which studies
-# keep their gaze. Each trained model is scored on:
+# gaze fraction and the seed change. Every cell starts from the same init stage of chapter 4 (`run_dir/init/`,
+# the global-CLIP stand-in for the paper's MedCLIP weights; trained here first if chapter 4 has not run), as
+# every variant of the paper starts from MedCLIP. The seed sets the batch order, the augmentation and which
+# studies keep their gaze. Each trained model is scored on:
 #
 # | task | metric |
 # |---|---|
