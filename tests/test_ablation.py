@@ -45,10 +45,11 @@ def test_cell_folder_and_config(tmp_path):
     cell = ab.Cell("egma_gaze10", "egma", 0.1, 2)
     assert cell.folder(tmp_path) == tmp_path / "ablations" / "egma_gaze10" / "seed2"
     c = ab.cell_config(cfg, cell)
-    assert (c.loss.name, c.train.gaze_fraction, c.train.seed, c.train.epochs) == ("egma", 0.1, 2, cfg.train.epochs)
+    epochs = cfg.ablation.epochs if cfg.ablation.epochs is not None else cfg.train.epochs
+    assert (c.loss.name, c.train.gaze_fraction, c.train.seed, c.train.epochs) == ("egma", 0.1, 2, epochs)
     shorter = ab.cell_config(get_preset("ci", ablation=AblationConfig(epochs=1)), cell)
     assert shorter.train.epochs == 1 and shorter.model == cfg.model
-    assert c.ablation == AblationConfig(losses=("egma",), gaze_fractions=(0.1,), seeds=(2,), epochs=cfg.train.epochs)
+    assert c.ablation == AblationConfig(losses=("egma",), gaze_fractions=(0.1,), seeds=(2,), epochs=epochs)
 
 
 class FakeTrain:

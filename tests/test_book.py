@@ -191,7 +191,8 @@ def test_the_whole_book_records_its_steps_and_their_wall_times(tiny_book):
     assert record["preset"] == "ci" and record["parameters"]["answer"] == 42
     assert list(record["chapters_s"]) == ["01_first", "02_second"]
     steps = sum(record["chapters_s"].values()) + record["build_s"] + record["check_s"]
-    assert min(record["build_s"], record["check_s"]) > 0 and steps <= record["total_s"] <= steps + 1
+    # each figure is rounded to 0.1 s, so the rounded parts may exceed the rounded total by 0.05 s apiece
+    assert min(record["build_s"], record["check_s"]) > 0 and steps - 0.25 <= record["total_s"] <= steps + 1
     assert [Path(s).name for s in record["screenshots"]] == ["01_first.png", "02_second.png"]
 
 
