@@ -106,6 +106,9 @@ def test_finished_cells_are_skipped_and_half_done_ones_resumed(grid):
     again = FakeTrain()
     second = run(cfg, run_dir, again)
     assert again.calls == [] and set(second.action) == {"skipped"}
+    for cell in cells:  # finished: the best model stays, the resumable checkpoints go
+        assert (cell.folder(run_dir) / training.TRAIN_FOLDER / BEST_MODEL).is_file()
+        assert not (cell.folder(run_dir) / training.TRAIN_FOLDER / "checkpoints").exists()
     more = dataclasses.replace(cfg, ablation=AblationConfig(losses=("clip", "egma"), gaze_fractions=(0.0, 1.0), seeds=(0, 1, 2)))
     extended = FakeTrain()
     third = run(more, run_dir, extended)                    # a third seed: the first two stay valid
