@@ -43,7 +43,7 @@ from egma.evaluation.localisation import (kl_divergence, map_auroc, nss, pearson
                                           region_in_model_frame, upsample_map)
 from egma.evaluation.report import verdict
 from egma.gaze.geometry import image_extent_in_model, points_to_model, square_frame
-from egma.gaze.heatmaps import combine_readings, reading_heatmaps, window_weights
+from egma.gaze.heatmaps import combine_readings, study_reading_heatmaps, window_weights
 from egma.gaze.sentences import sentence_key
 from egma.model import EGMAModel
 from egma.phantom.truth import load_study_masks, load_truth
@@ -119,11 +119,10 @@ def _spoken_match(report_sentences: Sequence[str], spoken: Sequence[str]) -> lis
 def sentence_gaze(study: Study, cfg: GazeConfig, size: int) -> SentenceGaze | None:
     """Heatmaps and fixation points of a study's report sentences (None without gaze). A sentence whose
     gaze window holds no fixation gets all of its readings' fixations, as its heatmap gets their whole map."""
-    readings = [r for r in study.readings if r.samples is not None or r.fixations is not None]
-    if not readings:
+    found = study_reading_heatmaps(study, cfg, size)
+    if found is None:
         return None
-    per_reading = [reading_heatmaps(r, study.image_size, cfg, size) for r in readings]
-    sentences = list(study.report_sentences) or [s.text for s in per_reading[0].sentences]
+    sentences, per_reading = found
     combined = combine_readings(sentences, per_reading, study.study_id)
     xs, ys = [[] for _ in sentences], [[] for _ in sentences]
     for rh in per_reading:

@@ -440,8 +440,8 @@ def finished(folder: str | Path, cfg: Preset) -> bool:
     metrics = Path(folder) / METRICS
     if not (Path(folder) / BEST_MODEL).is_file() or not metrics.is_file():
         return False
-    epochs = [json.loads(line)["epoch"] for line in metrics.read_text().splitlines()
-              if line.strip() and json.loads(line)["kind"] == "epoch"]
+    records = [json.loads(line) for line in metrics.read_text().splitlines() if line.strip()]
+    epochs = [r["epoch"] for r in records if r["kind"] == "epoch"]
     return bool(epochs) and max(epochs) >= cfg.train.epochs - 1
 
 

@@ -136,12 +136,18 @@ def combine_readings(report_sentences: list[str], readings: list[ReadingHeatmaps
     return StudyHeatmaps(study_id, list(report_sentences), maps, fallback, count)
 
 
-def study_heatmaps(study: Study, cfg: GazeConfig, size: int) -> StudyHeatmaps | None:
-    """Per-sentence maps of a study with gaze (None without): every reading, combined over readers.
-    A study without report sentences uses its first reading's dictated sentences."""
+def study_reading_heatmaps(study: Study, cfg: GazeConfig, size: int
+                           ) -> tuple[list[str], list[ReadingHeatmaps]] | None:
+    """The study's sentences and each reading's heatmaps (None without gaze). A study without report
+    sentences uses its first reading's dictated sentences."""
     readings = [r for r in study.readings if r.samples is not None or r.fixations is not None]
     if not readings:
         return None
     per_reading = [reading_heatmaps(r, study.image_size, cfg, size) for r in readings]
-    sentences = study.report_sentences or [s.text for s in per_reading[0].sentences]
-    return combine_readings(sentences, per_reading, study.study_id)
+    return list(study.report_sentences) or [s.text for s in per_reading[0].sentences], per_reading
+
+
+def study_heatmaps(study: Study, cfg: GazeConfig, size: int) -> StudyHeatmaps | None:
+    """Per-sentence maps of a study with gaze (None without): every reading, combined over readers."""
+    found = study_reading_heatmaps(study, cfg, size)
+    return None if found is None else combine_readings(*found, study.study_id)

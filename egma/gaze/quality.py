@@ -37,7 +37,8 @@ from egma.evaluation.bootstrap import Estimate, bootstrap_ci, estimate_record
 from egma.gaze.geometry import image_extent_in_model, to_model_frame
 from egma.gaze.heatmaps import GazeFallbackWarning, study_heatmaps
 from egma.gaze.sentences import sentence_key
-from egma.phantom.render import Rendered, region_mask
+from egma.phantom.generate import sentence_masks
+from egma.phantom.render import Rendered
 from egma.phantom.truth import load_study_masks, load_truth
 
 # Stated spatial accuracy of the trackers behind each reading format, upper end of the vendor's
@@ -98,14 +99,7 @@ def sentence_regions(masks: dict[str, np.ndarray], regions: list[list[str]]) -> 
         kind, _, name = key.partition(":")
         split[kind][name] = mask
     rendered = Rendered(image=None, finding_masks=split["finding"], anatomy_masks=split["anatomy"])
-    chest = split["anatomy"]["chest"]
-    out = np.zeros((len(regions),) + chest.shape, bool)
-    for union, keys in zip(out, regions):
-        for key in keys:
-            union |= region_mask(rendered, key)
-        if not union.any():
-            union[...] = chest
-    return out
+    return np.stack(sentence_masks(rendered, regions))
 
 
 def region_kind(keys) -> str:

@@ -87,14 +87,16 @@ def plan_studies(cfg: PhantomConfig) -> list[StudyJob]:
     return jobs
 
 
-def _sentence_masks(rendered, report: PhantomReport) -> list[np.ndarray]:
+def sentence_masks(rendered, regions) -> list[np.ndarray]:
+    """Each sentence's region (a list of region keys) as one mask of the render: the union of its keys."""
+    chest = rendered.anatomy_masks["chest"]
     masks = []
-    for sentence in report.sentences:
-        mask = np.zeros(rendered.image.shape, dtype=bool)
-        for key in sentence.region:
+    for keys in regions:
+        mask = np.zeros(chest.shape, dtype=bool)
+        for key in keys:
             mask |= region_mask(rendered, key)
         # a region can vanish on a small render (e.g. a thin device cropped away): look at the chest
-        masks.append(mask if mask.any() else rendered.anatomy_masks["chest"])
+        masks.append(mask if mask.any() else chest)
     return masks
 
 
@@ -119,7 +121,7 @@ def simulate_study(job: StudyJob, cfg: PhantomConfig) -> SimulatedStudy:
                   labels=dict(job.report.labels), split=job.split)
     screen = GazeConfig()  # the phantom's readings are shown on the display the EGD-CXR reader assumes
     display = Display(*screen.egd_screen_px, screen.egd_screen_px_per_deg, w, h)
-    masks = _sentence_masks(rendered, job.report)
+    masks = sentence_masks(rendered, [sentence.region for sentence in job.report.sentences])
     timelines, sims = [], []
     for plan, seed in zip(job.readings, seeds[1:]):
         rng = np.random.default_rng(seed)
