@@ -19,7 +19,7 @@ from transformers import PreTrainedTokenizerBase
 
 from egma.augment import PhotometricAugment
 from egma.config import ModelConfig
-from egma.datasets.study import Study
+from egma.datasets.study import CHEXPERT_LABELS, Study
 from egma.gaze.cache import GazeCache
 from egma.gaze.geometry import to_model_frame
 from egma.model import tokenize_reports
@@ -52,6 +52,7 @@ class StudyBatch:
     sentence_study: torch.Tensor   # (N,) study index of each sentence
     gaze: torch.Tensor             # GS (b, m_max, grid*grid), zero rows at padding and without gaze
     has_gaze: torch.Tensor         # (b,) bool
+    labels: torch.Tensor           # (b, 14) 1.0 where the study is positive for a CHEXPERT_LABELS finding
 
     def model_inputs(self) -> dict[str, torch.Tensor]:
         """Keyword arguments of EGMAModel.forward."""
@@ -89,5 +90,6 @@ def make_batch(studies: Sequence[Study], tokenizer: PreTrainedTokenizerBase, cfg
     images = torch.stack([load_model_image(s.image_path, cfg.image_size, augment,
                                            augment and augment.generator(seed, epoch, s.study_id))
                           for s in studies])
+    labels = torch.tensor([[float(s.labels.get(name) == 1) for name in CHEXPERT_LABELS] for s in studies])
     return StudyBatch(ids, sentences, images, tokens["input_ids"], tokens["attention_mask"],
-                      tokens["sentence_study"], gaze, has_gaze)
+                      tokens["sentence_study"], gaze, has_gaze, labels)

@@ -25,6 +25,7 @@ from egma.distributed import gather_cat
 # Which terms each training objective sums (DESIGN: ablations switch terms off).
 ABLATIONS: dict[str, tuple[str, ...]] = {
     "clip": ("clip",),
+    "medclip": ("semantic",),  # the init stage's stand-in for MedCLIP (not an EGMA ablation)
     "filip": ("filip",),
     "mlce": ("mlce",),
     "egf": ("filip", "mlce"),
@@ -108,6 +109,30 @@ def clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, logit_scale: torc
     image_emb, text_emb, logit_scale = _full_precision(gather_cat(image_emb), gather_cat(text_emb), logit_scale)
     logits = logit_scale * image_emb @ text_emb.T
     return _symmetric_ce(logits, logits.T)
+
+
+def label_targets(labels: torch.Tensor, temperature: float) -> torch.Tensor:
+    """MedCLIP's soft targets (b, b): row k is the softmax over the batch of cos(labels_k, labels_l) / temperature.
+
+    `labels` (b, c) are 0/1 finding vectors; a study with none is similar only to itself (cosine 1 on the
+    diagonal), so it falls back to CLIP's one-hot target."""
+    unit = F.normalize(labels, dim=1)
+    cosine = unit @ unit.T
+    cosine = cosine.masked_fill(torch.eye(len(labels), dtype=torch.bool, device=labels.device), 1.0)
+    return (cosine / temperature).softmax(dim=1)
+
+
+@_no_autocast
+def semantic_matching_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, labels: torch.Tensor,
+                           logit_scale: torch.Tensor, temperature: float) -> torch.Tensor:
+    """MedCLIP's semantic matching: image-text logits against label_targets instead of the identity, both
+    directions averaged. Reports that state the same findings are positives of each other, so the global
+    embedding learns findings rather than which report came with which image."""
+    image_emb, text_emb, labels, logit_scale = _full_precision(gather_cat(image_emb), gather_cat(text_emb),
+                                                               gather_cat(labels.to(image_emb.dtype)), logit_scale)
+    logits = logit_scale * image_emb @ text_emb.T
+    targets = label_targets(labels, temperature)
+    return 0.5 * (F.cross_entropy(logits, targets) + F.cross_entropy(logits.T, targets))  # cosine is symmetric
 
 
 @_no_autocast
@@ -289,10 +314,12 @@ class LossBundle:
             raise KeyError(f"unknown loss {cfg.name!r}; choose one of {sorted(ABLATIONS)}")
         self.cfg, self.terms, self.label_threshold = cfg, ABLATIONS[cfg.name], label_threshold
 
-    def __call__(self, batch: EncodedBatch, gaze: torch.Tensor, has_gaze: torch.Tensor) -> dict[str, torch.Tensor]:
+    def __call__(self, batch: EncodedBatch, gaze: torch.Tensor, has_gaze: torch.Tensor,
+                 labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         b, s, cfg = batch, batch.logit_scale, self.cfg
         compute = {
             "clip": lambda: clip_loss(b.image_emb, b.text_emb, s),
+            "semantic": lambda: semantic_matching_loss(b.image_emb, b.text_emb, labels, s, cfg.label_temperature),
             "filip": lambda: filip_loss(b.patches, b.sentences, b.sentence_mask, s),
             "mlce": lambda: mlce_loss(b.patches, b.sentences, b.sentence_mask, gaze, has_gaze, s,
                                       cfg.gaze_direction_weight, self.label_threshold),

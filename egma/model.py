@@ -69,23 +69,26 @@ def tokenize_reports(tokenizer: PreTrainedTokenizerBase, reports: Sequence[Seque
 # ---------------------------------------------------------------- encoders
 
 class ImageEncoder(nn.Module):
-    """timm Swin: patch tokens of the last stage (b, grid*grid, C) and their mean (b, C)."""
+    """A timm backbone (the paper's Swin, or a ResNet on the CPU presets): last-stage patch tokens
+    (b, grid*grid, C) and their mean (b, C)."""
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         shape = {"embed_dim": cfg.swin_embed_dim, "depths": cfg.swin_depths, "num_heads": cfg.swin_num_heads,
-                 "window_size": cfg.swin_window}
+                 "window_size": cfg.swin_window, "channels": cfg.cnn_channels, "output_stride": cfg.cnn_output_stride}
         self.backbone = timm.create_model(cfg.image_encoder, pretrained=cfg.pretrained_image, num_classes=0,
-                                          img_size=cfg.image_size,
+                                          **({"img_size": cfg.image_size} if "swin" in cfg.image_encoder else {}),
                                           **{k: v for k, v in shape.items() if v is not None})
-        self.grid = cfg.image_size // self.backbone.feature_info[-1]["reduction"]
+        self.grid = math.ceil(cfg.image_size / self.backbone.feature_info[-1]["reduction"])
         if self.grid != cfg.grid:
             raise ValueError(f"{cfg.image_encoder} at {cfg.image_size} px gives a {self.grid}x{self.grid} last stage, "
                              f"but the config says grid={cfg.grid}")
+        self.channels_last = getattr(self.backbone, "output_fmt", "NCHW") == "NHWC"  # timm Swin: (b, h, w, C)
         self.width = self.backbone.num_features
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        tokens = self.backbone.forward_features(images).flatten(1, 2)  # timm Swin returns (b, h, w, C)
+        features = self.backbone.forward_features(images)
+        tokens = features.flatten(1, 2) if self.channels_last else features.flatten(2).transpose(1, 2)
         return tokens, tokens.mean(dim=1)
 
 

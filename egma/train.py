@@ -349,7 +349,7 @@ def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bo
                 with sync:
                     with accelerator.autocast():
                         values = loss_fn(model(**inputs), batch.gaze.to(accelerator.device),
-                                         batch.has_gaze.to(accelerator.device))
+                                         batch.has_gaze.to(accelerator.device), batch.labels.to(accelerator.device))
                     accelerator.backward(values["total"] / tc.grad_accum)
                 for name, value in values.items():
                     sums[name] = sums.get(name, 0.0) + value.item() / tc.grad_accum
@@ -415,10 +415,11 @@ def _broadcast_best(accelerator: Accelerator, progress: Progress) -> tuple[float
 
 
 def init_stage(cfg: Preset) -> Preset | None:
-    """The init stage's preset (global CLIP loss, no gaze, init_epochs epochs), or None when there is none."""
+    """The init stage's preset (MedCLIP's semantic matching loss on the global embeddings, no gaze, init_epochs
+    epochs), or None when there is none."""
     if cfg.train.init_epochs <= 0 or cfg.model.medclip_checkpoint or cfg.model.init_weights:
         return None
-    return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, name="clip"),
+    return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, name="medclip"),
                                train=dataclasses.replace(cfg.train, epochs=cfg.train.init_epochs, init_epochs=0,
                                                          gaze_fraction=0.0))
 

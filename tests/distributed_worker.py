@@ -11,7 +11,7 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from egma.config import LossConfig
-from egma.losses import EncodedBatch, LossBundle, clip_loss
+from egma.losses import EncodedBatch, LossBundle, clip_loss, semantic_matching_loss
 
 # Ragged reports (one-sentence ones too); studies 5-7 have no gaze, so in the 5 + 3 split one process has none.
 COUNTS = [3, 1, 2, 2, 1, 4, 2, 6]
@@ -30,6 +30,7 @@ def global_inputs() -> dict[str, torch.Tensor]:
                 sentences=torch.randn(b, m, RAW_DIM, generator=g, dtype=torch.float64) * mask[..., None],
                 image=torch.randn(b, RAW_DIM, generator=g, dtype=torch.float64),
                 mask=mask, gaze=gaze, has_gaze=torch.tensor(HAS_GAZE),
+                labels=(torch.rand(b, 4, generator=g) < 0.5).to(torch.float64),
                 projection=torch.randn(EMBED_DIM, RAW_DIM, generator=g, dtype=torch.float64))
 
 
@@ -53,7 +54,9 @@ def share_results(studies: slice) -> dict[str, torch.Tensor]:
     encoded = EncodedBatch(project(raw_patches), project(raw_image), sentences, mask, text, log_scale.exp())
     values = LossBundle(LossConfig("egma"), label_threshold=0.2)(encoded, gaze, has_gaze)
     values["clip"] = clip_loss(encoded.image_emb, encoded.text_emb, encoded.logit_scale)
-    total = values.pop("total") + values["clip"]
+    values["semantic"] = semantic_matching_loss(encoded.image_emb, encoded.text_emb, full["labels"][studies],
+                                                encoded.logit_scale, 0.3)
+    total = values.pop("total") + values["clip"] + values["semantic"]
     total.backward()
     return {**{f"loss_{k}": v.detach() for k, v in values.items()}, "loss_total": total.detach(),
             "grad_patches": raw_patches.grad, "grad_sentences": raw_sentences.grad, "grad_image": raw_image.grad,

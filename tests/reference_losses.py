@@ -24,8 +24,12 @@ def random_batch(counts=COUNTS, has_gaze=HAS_GAZE, n=9, d=8, seed=0, dtype=torch
     gaze = gaze / gaze.amax(-1, keepdim=True).clamp_min(1e-12)  # max-normalised per sentence, as GS is
     image_emb = F.normalize(torch.randn(b, d, generator=g, dtype=dtype), dim=-1)
     text_emb = F.normalize(torch.randn(b, d, generator=g, dtype=dtype), dim=-1)
+    labels = (torch.rand(b, 5, generator=g) < 0.4).to(dtype)
+    if b > 2:
+        labels[1] = labels[0]  # two reports stating the same findings ...
+        labels[2] = 0          # ... and one stating none
     return dict(patches=patches, sentences=sentences, mask=mask, gaze=gaze, has_gaze=torch.tensor(has_gaze),
-                image_emb=image_emb, text_emb=text_emb, scale=torch.tensor(SCALE, dtype=dtype))
+                image_emb=image_emb, text_emb=text_emb, labels=labels, scale=torch.tensor(SCALE, dtype=dtype))
 
 
 def cross_entropy(logits_row: torch.Tensor, target: int) -> torch.Tensor:
@@ -38,6 +42,27 @@ def clip(image, text, s):
     rows = torch.stack([torch.stack(r) for r in logits])
     return 0.5 * (sum(cross_entropy(rows[k], k) for k in range(b)) / b
                   + sum(cross_entropy(rows[:, l], l) for l in range(b)) / b)
+
+
+def semantic_matching(image, text, labels, s, temperature):
+    """MedCLIP: soft cross-entropy of each image's row (and each text's column) against the softmax of the
+    label cosines / temperature; a label vector of zeros is similar to itself only."""
+    b = len(image)
+    target = torch.zeros(b, b, dtype=image.dtype)
+    for k in range(b):
+        cosines = []
+        for l in range(b):
+            nk, nl = labels[k].norm(), labels[l].norm()
+            cosines.append(torch.tensor(1.0, dtype=image.dtype) if k == l else
+                           (labels[k] @ labels[l] / (nk * nl) if nk > 0 and nl > 0 else torch.tensor(0.0, dtype=image.dtype)))
+        weights = torch.exp(torch.stack(cosines) / temperature)
+        target[k] = weights / weights.sum()
+    total = 0.0
+    for k in range(b):
+        image_row = torch.stack([s * image[k] @ text[l] for l in range(b)])
+        text_row = torch.stack([s * text[k] @ image[l] for l in range(b)])
+        total = total - 0.5 * (target[k] @ torch.log_softmax(image_row, 0) + target[k] @ torch.log_softmax(text_row, 0))
+    return total / b
 
 
 def filip_scores(P, S, s):

@@ -160,7 +160,7 @@ def test_every_cell_starts_from_the_one_init_stage(grid):
     run(cfg, run_dir, fake)
     assert fake.calls[0] == ("run", "init", False)                  # the init stage first, once
     init_cfg = fake.configs[0]
-    assert (init_cfg.loss.name, init_cfg.train.epochs, init_cfg.train.gaze_fraction) == ("clip", 2, 0.0)
+    assert (init_cfg.loss.name, init_cfg.train.epochs, init_cfg.train.gaze_fraction) == ("medclip", 2, 0.0)
     weights = str(run_dir / "init" / training.TRAIN_FOLDER / BEST_MODEL)
     assert all(c.model.init_weights == weights for c in fake.configs[1:])
     assert len(fake.configs) == 1 + len(ab.grid_cells(cfg.ablation))

@@ -8,7 +8,7 @@ from PIL import Image
 
 from egma.batch import IMAGE_MEAN, IMAGE_STD, load_model_image, make_batch
 from egma.config import get_preset
-from egma.datasets.study import Study
+from egma.datasets.study import CHEXPERT_LABELS, Study
 from egma.gaze.cache import GazeCache
 from egma.model import build_tokenizer
 
@@ -80,3 +80,13 @@ def test_without_cache_no_study_has_gaze(tmp_path, tokenizer):
 def test_study_without_sentences_is_an_error(tmp_path, tokenizer):
     with pytest.raises(ValueError, match="'e'.*no report sentences"):
         make_batch([_study(tmp_path, "e", [])], tokenizer, CFG)
+
+
+def test_labels_are_the_positive_chexpert_findings(tmp_path, tokenizer):
+    # MedCLIP's targets use only stated findings: uncertain (-1), negative (0) and blank (nan) are not positive
+    studies = [_study(tmp_path, "a", ["One."]), _study(tmp_path, "b", ["Two."])]
+    studies[0].labels.update({"Cardiomegaly": 1.0, "Edema": -1.0, "Atelectasis": 0.0, "Pneumonia": float("nan")})
+    studies[1].labels.update({"No Finding": 1.0})
+    batch = make_batch(studies, tokenizer, CFG)
+    positive = [[CHEXPERT_LABELS[i] for i in np.flatnonzero(row)] for row in batch.labels.numpy()]
+    assert batch.labels.shape == (2, len(CHEXPERT_LABELS)) and positive == [["Cardiomegaly"], ["No Finding"]]

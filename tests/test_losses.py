@@ -49,6 +49,19 @@ def test_clip_loss_matches_reference(batch):
     assert close(got, ref.clip(batch["image_emb"], batch["text_emb"], batch["scale"]))
 
 
+def test_semantic_matching_matches_reference(batch):
+    got = losses.semantic_matching_loss(batch["image_emb"], batch["text_emb"], batch["labels"], batch["scale"], 0.1)
+    assert close(got, ref.semantic_matching(batch["image_emb"], batch["text_emb"], batch["labels"], batch["scale"], 0.1))
+
+
+def test_semantic_matching_is_clip_when_no_two_reports_share_a_finding(batch):
+    distinct = torch.eye(len(batch["image_emb"]), dtype=batch["image_emb"].dtype)
+    got = losses.semantic_matching_loss(batch["image_emb"], batch["text_emb"], distinct, batch["scale"], 0.01)
+    assert close(got, losses.clip_loss(batch["image_emb"], batch["text_emb"], batch["scale"]))
+    shared = losses.semantic_matching_loss(batch["image_emb"], batch["text_emb"], batch["labels"], batch["scale"], 0.01)
+    assert not close(got, shared, 1e-3)  # studies 0 and 1 state the same findings: each is the other's positive
+
+
 def test_mlce_matches_the_formula_row_by_row():
     g = torch.Generator().manual_seed(3)
     logits = torch.randn(4, 6, 10, generator=g, dtype=torch.float64) * 5
@@ -141,12 +154,14 @@ def test_bundle_sums_the_terms_of_each_ablation(batch):
                            batch["text_emb"], batch["scale"])
     S, GS = ref.per_study(batch)
     reference = {"clip": ref.clip(batch["image_emb"], batch["text_emb"], batch["scale"]),
+                 "semantic": ref.semantic_matching(batch["image_emb"], batch["text_emb"], batch["labels"],
+                                                   batch["scale"], 0.2),
                  "filip": ref.filip(batch["patches"], S, batch["scale"]),
                  "mlce": ref.mlce_loss(batch["patches"], S, GS, HAS_GAZE, batch["scale"], 0.8),
                  "egm": ref.egm_loss(batch["patches"], S, GS, HAS_GAZE, batch["scale"], 0.25)}
     for name, terms in ABLATIONS.items():
-        cfg = replace(LossConfig(name), gaze_direction_weight=0.8, egm_sparsity=0.25)
-        values = LossBundle(cfg)(encoded, batch["gaze"], batch["has_gaze"])
+        cfg = replace(LossConfig(name), gaze_direction_weight=0.8, egm_sparsity=0.25, label_temperature=0.2)
+        values = LossBundle(cfg)(encoded, batch["gaze"], batch["has_gaze"], batch["labels"])
         assert set(values) == set(terms) | {"total"}
         assert close(values["total"], sum(reference[t] for t in terms))
     assert ABLATIONS["egma"] == ("filip", "mlce", "egm")
@@ -163,6 +178,8 @@ def test_float64_gradcheck_of_every_loss():
     mask, gaze, has_gaze = batch["mask"], batch["gaze"], batch["has_gaze"]
     checks = {
         "clip": (lambda i, t, s: losses.clip_loss(i, t, s), (image_emb, text_emb, scale)),
+        "semantic": (lambda i, t, s: losses.semantic_matching_loss(i, t, batch["labels"], s, 0.5),
+                     (image_emb, text_emb, scale)),
         "filip": (lambda p, q, s: losses.filip_loss(p, q, mask, s), (patches, sentences, scale)),
         "mlce": (lambda p, q, s: losses.mlce_loss(p, q, mask, gaze, has_gaze, s, 0.8), (patches, sentences, scale)),
         "egm": (lambda p, q, s: losses.egm_loss(p, q, mask, gaze, has_gaze, s, 2 / 7, True),

@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from transformers import SwinConfig, SwinModel
 
 from egma.config import get_preset
-from egma.model import (build_model, build_tokenizer, load_medclip_checkpoint, pad_by_study, tokenize_reports)
+from egma.model import (ImageEncoder, build_model, build_tokenizer, load_medclip_checkpoint, pad_by_study,
+                        tokenize_reports)
 
 REPORTS = [["The heart size is normal.", "There is a small left pleural effusion.", "No pneumothorax."],
            ["Lungs are clear."]]
@@ -122,6 +123,26 @@ def test_logit_scale_is_clamped_at_100(ci):
         model.logit_scale_log.fill_(math.log(1 / 0.07))
 
 
+CI_SWIN = dict(image_encoder="swin_tiny_patch4_window7_224", swin_embed_dim=24, swin_depths=(1, 1, 2),
+               swin_num_heads=(1, 2, 4), swin_window=7, cnn_channels=None, cnn_output_stride=None)
+
+
+@pytest.mark.parametrize("tower", ["resnet", "swin"])
+def test_patch_tokens_are_row_major_over_the_image(tower):
+    # a bright square in one grid cell changes that cell's token most, whether timm gives NCHW or NHWC
+    cfg = get_preset("ci").model
+    encoder = ImageEncoder(replace(cfg, **CI_SWIN) if tower == "swin" else cfg).eval()
+    cell = cfg.image_size // cfg.grid
+    torch.manual_seed(0)
+    base = torch.randn(1, 3, cfg.image_size, cfg.image_size) * 0.1
+    for row, col in [(0, 6), (5, 1), (3, 3)]:
+        bright = base.clone()
+        bright[..., row * cell:(row + 1) * cell, col * cell:(col + 1) * cell] += 3.0
+        with torch.no_grad():
+            change = (encoder(bright)[0] - encoder(base)[0]).norm(dim=-1)[0]
+        assert change.argmax().item() == row * cfg.grid + col, tower
+
+
 def test_grid_that_does_not_match_the_encoder_is_refused():
     cfg = replace(get_preset("ci").model, grid=14)
     with pytest.raises(ValueError, match="7x7"):
@@ -159,6 +180,7 @@ def _medclip_state(swin: SwinModel, bert_state: dict, image_proj, text_proj) -> 
 
 def test_medclip_checkpoint_reproduces_the_hf_swin_and_bert_it_came_from(ci, tmp_path):
     cfg, tokenizer, _ = ci
+    cfg = replace(cfg, **CI_SWIN)
     torch.manual_seed(3)
     swin = SwinModel(SwinConfig(image_size=cfg.image_size, embed_dim=cfg.swin_embed_dim, depths=list(cfg.swin_depths),
                                 num_heads=list(cfg.swin_num_heads), window_size=cfg.swin_window)).eval()

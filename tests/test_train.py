@@ -257,7 +257,7 @@ def test_gaze_subset_is_seeded_and_hides_the_others():
 def test_init_stage_trains_clip_without_gaze_then_the_loss_continues_from_its_best_weights(data_root, tmp_path):
     cfg = apply_overrides(tiny_cfg(), ["train.init_epochs=1", "train.epochs=1"])
     init = init_stage(cfg)
-    assert (init.loss.name, init.train.epochs, init.train.gaze_fraction) == ("clip", 1, 0.0)
+    assert (init.loss.name, init.train.epochs, init.train.gaze_fraction) == ("medclip", 1, 0.0)
     pretrain(cfg, data_root, tmp_path, workers=0, progress_bar=False)
     init_best = load_best(tmp_path / "init" / "pretrain")["model"]
     stage_two = json.loads((tmp_path / "pretrain" / "config.json").read_text())
