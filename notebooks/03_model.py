@@ -24,11 +24,13 @@
 # into patch space and back).
 #
 # This chapter builds the preset's model, pushes one real batch of eight phantom studies through it and
-# draws every quantity the losses are made of. On the `ci` preset the model is tiny and **randomly
-# initialised** (a 3-stage Swin with a 7x7 last stage and a 2-layer BERT), so the similarities below are
-# those of an untrained network: the point here is the shapes, the masks and the arithmetic. The `paper`
-# preset builds Swin-T 224 with Bio_ClinicalBERT {cite}`alsentzer2019clinicalbert` and starts from the
-# MedCLIP {cite}`wang2022medclip` checkpoint when one is given.
+# draws every quantity the losses are made of. On the `ci` preset the image tower is small and **randomly
+# initialised** (a half-width ResNet-18 whose dilated last stage is a 7x7 grid at 112 px; the text tower is
+# the installed MiniLM, frozen), so the similarities below are those of an untrained network: the point here
+# is the shapes, the masks and the arithmetic. The `paper` preset builds Swin-T 224 with Bio_ClinicalBERT
+# {cite}`alsentzer2019clinicalbert` and starts from the MedCLIP {cite}`wang2022medclip` checkpoint when one
+# is given. Why the CPU presets swap the Swin for a ConvNet: trained from scratch on a few thousand images,
+# a Swin does not learn the findings at all while a ResNet does (chapter 4 shows the measurement).
 
 # %% tags=["parameters"]
 preset = "ci"
@@ -66,8 +68,8 @@ chapter_started = time.perf_counter()
 # %% [markdown]
 # ## The encoders
 #
-# The image encoder is a timm Swin; its last stage gives $n = g \times g$ patch tokens ($g = 7$ in every
-# preset, so gaze labels have one shape everywhere) and their mean is the global image embedding. The text
+# The image encoder is a timm backbone (Swin in the paper, a ResNet on the CPU presets); its last stage gives
+# $n = g \times g$ patch tokens ($g = 7$ in every preset, so gaze labels have one shape everywhere) and their mean is the global image embedding. The text
 # encoder encodes each sentence on its own; a sentence's embedding is the mean of the last four hidden
 # layers, averaged over its **real** tokens. Both go through bias-free projections to $d$ dimensions and
 # are L2-normalised. The learnable logit scale $s = e^{t}$ starts at $1/0.07$ and is clamped at 100.

@@ -63,8 +63,10 @@ display(pd.Series({k: str(v) for k, v in vars(cfg.train).items()}, name=f"TrainC
 #
 # The paper does not start from scratch: EGMA continues from MedCLIP's weights, a model already trained to
 # match whole images with whole reports. Without those weights (no network, no credentials) a preset with
-# `train.init_epochs > 0` first trains that many epochs with the global CLIP loss and no gaze, our stand-in
-# for the MedCLIP init, into `run_dir/init/`; the preset's loss then continues from the init's best weights
+# `train.init_epochs > 0` first trains that many epochs with **MedCLIP's own objective**, semantic matching
+# (`egma.losses.semantic_matching_loss`: the global image–report logits against soft targets from the
+# similarity of the two studies' CheXpert labels, so that two reports stating the same findings are positives
+# of each other) and no gaze, into `run_dir/init/`; the preset's loss then continues from the init's best weights
 # into `run_dir/pretrain/`. (Trained from random weights, the fine-grained FILIP term of EGMA stays at
 # $\ln b$ for epochs: a patch finds a matching "heart size is normal" in every report of the batch.) Chapter
 # 7 starts every ablation from the same init, as the paper's ablations all start from MedCLIP, and its

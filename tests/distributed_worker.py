@@ -11,6 +11,8 @@ import torch.distributed as dist
 import torch.nn.functional as F
 
 from egma.config import LossConfig
+from egma.distributed import gather_cat
+from egma.global_batchnorm import GlobalBatchNorm2d
 from egma.losses import EncodedBatch, LossBundle, clip_loss, semantic_matching_loss
 
 # Ragged reports (one-sentence ones too); studies 5-7 have no gaze, so in the 5 + 3 split one process has none.
@@ -63,6 +65,29 @@ def share_results(studies: slice) -> dict[str, torch.Tensor]:
             "grad_projection": projection.grad, "grad_log_scale": log_scale.grad}
 
 
+def batchnorm_inputs() -> dict[str, torch.Tensor]:
+    g = torch.Generator().manual_seed(12)
+    b = len(COUNTS)
+    return dict(x=torch.randn(b, 3, 4, 5, generator=g, dtype=torch.float64) * 2 + 1,
+                weight=torch.rand(3, generator=g, dtype=torch.float64) + 0.5,
+                bias=torch.randn(3, generator=g, dtype=torch.float64),
+                target=torch.randn(b, 3, 4, 5, generator=g, dtype=torch.float64))
+
+
+def batchnorm_results(studies: slice) -> dict[str, torch.Tensor]:
+    """GlobalBatchNorm2d (train mode) on this share, the global loss sum(gathered output * target) backpropagated."""
+    full = batchnorm_inputs()
+    norm = GlobalBatchNorm2d(3).double()
+    with torch.no_grad():
+        norm.weight.copy_(full["weight"])
+        norm.bias.copy_(full["bias"])
+    x = full["x"][studies].clone().requires_grad_()
+    out = norm(x)
+    (gather_cat(out) * full["target"]).sum().backward()
+    return {"out": out.detach(), "grad_x": x.grad, "grad_weight": norm.weight.grad, "grad_bias": norm.bias.grad,
+            "running_mean": norm.running_mean, "running_var": norm.running_var}
+
+
 def main(out_dir: Path) -> None:
     dist.init_process_group("gloo")
     rank = dist.get_rank()
@@ -70,6 +95,7 @@ def main(out_dir: Path) -> None:
     for name, sizes in SPLITS.items():
         start = sum(sizes[:rank])
         results[name] = share_results(slice(start, start + sizes[rank]))
+        results["batchnorm " + name] = batchnorm_results(slice(start, start + sizes[rank]))
     torch.save(results, out_dir / f"rank{rank}.pt")
     dist.destroy_process_group()
 

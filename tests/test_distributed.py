@@ -49,6 +49,27 @@ def test_two_processes_equal_one_process(ranks, split):
         assert torch.allclose(mean, single[key], atol=1e-10), key
 
 
+@pytest.mark.parametrize("split", list(worker.SPLITS))
+def test_global_batchnorm_on_two_processes_is_torch_batchnorm_on_the_whole_batch(ranks, split):
+    sizes = worker.SPLITS[split]
+    full = worker.batchnorm_inputs()
+    reference = torch.nn.BatchNorm2d(3).double()
+    with torch.no_grad():
+        reference.weight.copy_(full["weight"])
+        reference.bias.copy_(full["bias"])
+    x = full["x"].clone().requires_grad_()
+    out = reference(x)
+    (out * full["target"]).sum().backward()
+    per_rank = [r["batchnorm " + split] for r in ranks]
+    for result, start, size in zip(per_rank, [sum(sizes[:r]) for r in range(WORLD)], sizes):
+        assert torch.allclose(result["out"], out[start:start + size].detach(), atol=1e-10)
+        assert torch.allclose(result["grad_x"] / WORLD, x.grad[start:start + size], atol=1e-10)
+        assert torch.allclose(result["running_mean"], reference.running_mean, atol=1e-12)
+        assert torch.allclose(result["running_var"], reference.running_var, atol=1e-12)
+    for key, param in (("grad_weight", reference.weight), ("grad_bias", reference.bias)):
+        assert torch.allclose(sum(r[key] for r in per_rank) / WORLD, param.grad, atol=1e-10), key
+
+
 def test_processes_padded_to_different_lengths_and_one_had_no_gaze(ranks):
     # the run really exercised the awkward cases: different m_max per process, a process with no gaze study
     assert ranks[0]["5+3"]["grad_sentences"].shape[1] != ranks[1]["5+3"]["grad_sentences"].shape[1]
