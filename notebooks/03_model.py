@@ -30,7 +30,7 @@
 # is the shapes, the masks and the arithmetic. The `paper` preset builds Swin-T 224 with Bio_ClinicalBERT
 # {cite}`alsentzer2019clinicalbert` and starts from the MedCLIP {cite}`wang2022medclip` checkpoint when one
 # is given. Why the CPU presets swap the Swin for a ConvNet: trained from scratch on a few thousand images,
-# a Swin does not learn the findings at all while a ResNet does (chapter 4 shows the measurement).
+# a Swin does not learn the findings at all while a ResNet does (`benchmarks/image_tower_probe.py` measures it).
 
 # %% tags=["parameters"]
 preset = "ci"
