@@ -317,6 +317,8 @@ class LossBundle:
     def __call__(self, batch: EncodedBatch, gaze: torch.Tensor, has_gaze: torch.Tensor,
                  labels: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         b, s, cfg = batch, batch.logit_scale, self.cfg
+        if "semantic" in self.terms and labels is None:
+            raise ValueError(f"the {cfg.name!r} objective needs the studies' labels (StudyBatch.labels)")
         compute = {
             "clip": lambda: clip_loss(b.image_emb, b.text_emb, s),
             "semantic": lambda: semantic_matching_loss(b.image_emb, b.text_emb, labels, s, cfg.label_temperature),

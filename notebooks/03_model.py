@@ -69,8 +69,8 @@ chapter_started = time.perf_counter()
 # ## The encoders
 #
 # The image encoder is a timm backbone (Swin in the paper, a ResNet on the CPU presets); its last stage gives
-# $n = g \times g$ patch tokens ($g = 7$ in every preset, so gaze labels have one shape everywhere) and their mean is the global image embedding. The text
-# encoder encodes each sentence on its own; a sentence's embedding is the mean of the last four hidden
+# $n = g \times g$ patch tokens ($g = 7$ in every preset, so gaze labels have one shape everywhere) and
+# their mean is the global image embedding. The text encoder encodes each sentence on its own; a sentence's embedding is the mean of the last four hidden
 # layers, averaged over its **real** tokens. Both go through bias-free projections to $d$ dimensions and
 # are L2-normalised. The learnable logit scale $s = e^{t}$ starts at $1/0.07$ and is clamped at 100.
 
@@ -258,16 +258,19 @@ matrix_figure({"W_I2T^T with gaze (columns sum to 1)": w_i2t[k, :, :m_k].T.numpy
 #
 # The total is $\mathcal{L} = \mathcal{L}_{\mathrm{EGF}} + \mathcal{L}_{\mathrm{EGM}}$; the ablations switch
 # terms off: CLIP (global InfoNCE of the pooled image against the mean sentence embedding), FILIP (no gaze),
-# MLCE only, EGF, EGM and the full EGMA. On this batch of $b = 8$, a contrastive term that knows nothing
-# sits near $\ln 8 \approx 2.08$.
+# MLCE only, EGF, EGM and the full EGMA. The last row, `medclip`, is not an ablation but the init stage's
+# objective (chapter 4): MedCLIP's semantic matching, CLIP's logits against soft targets from the similarity
+# of the studies' CheXpert labels. On this batch of $b = 8$, a contrastive term that knows nothing sits near
+# $\ln 8 \approx 2.08$.
 
 # %%
 rows = {}
 for name in ABLATIONS:
     bundle = LossBundle(replace(cfg.loss, name=name), label_threshold=cfg.gaze.patch_label_threshold)
     with torch.no_grad():
-        rows[name] = {term: value.item() for term, value in bundle(encoded, batch.gaze, batch.has_gaze).items()}
-losses = pd.DataFrame(rows).T[["clip", "filip", "mlce", "egm", "total"]]
+        rows[name] = {term: value.item() for term, value in
+                      bundle(encoded, batch.gaze, batch.has_gaze, batch.labels).items()}
+losses = pd.DataFrame(rows).T[["clip", "filip", "mlce", "egm", "semantic", "total"]]
 display(losses.style.format("{:.3f}", na_rep="").set_caption(f"loss terms on this batch (ln b = {np.log(8):.3f})"))
 
 # %% [markdown]

@@ -167,6 +167,8 @@ def test_bundle_sums_the_terms_of_each_ablation(batch):
     assert ABLATIONS["egma"] == ("filip", "mlce", "egm")
     with pytest.raises(KeyError, match="unknown loss"):
         LossBundle(LossConfig("gloria"))
+    with pytest.raises(ValueError, match="needs the studies' labels"):
+        LossBundle(LossConfig("medclip"))(encoded, batch["gaze"], batch["has_gaze"])
 
 
 def test_float64_gradcheck_of_every_loss():
