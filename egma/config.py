@@ -115,6 +115,8 @@ class TrainConfig:
     # this many epochs with the global CLIP loss and no gaze (egma.train.pretrain's "init" stage, a stand-in
     # for that init), and the preset's loss continues from its best weights.
     init_epochs: int = 0
+    init_lr: float | None = None     # the init stage's lr (None: lr); the preset's loss then fine-tunes at lr, as the
+                                     # paper fine-tunes MedCLIP at a far lower lr than MedCLIP was trained with
     gaze_fraction: float = 1.0       # seeded share of the training studies with gaze that keep it
     seed: int = 0
     mixed_precision: str = "auto"    # "auto" (bf16 on a GPU that has it, else "no"), "no", "bf16", "fp16"

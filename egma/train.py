@@ -421,6 +421,7 @@ def init_stage(cfg: Preset) -> Preset | None:
         return None
     return dataclasses.replace(cfg, loss=dataclasses.replace(cfg.loss, name="medclip"),
                                train=dataclasses.replace(cfg.train, epochs=cfg.train.init_epochs, init_epochs=0,
+                                                         lr=cfg.train.init_lr or cfg.train.lr, init_lr=None,
                                                          gaze_fraction=0.0))
 
 

@@ -254,14 +254,15 @@ def test_gaze_subset_is_seeded_and_hides_the_others():
     assert picked[0] in view and ids[2] not in view
 
 
-def test_init_stage_trains_clip_without_gaze_then_the_loss_continues_from_its_best_weights(data_root, tmp_path):
-    cfg = apply_overrides(tiny_cfg(), ["train.init_epochs=1", "train.epochs=1"])
+def test_init_stage_trains_medclip_without_gaze_then_the_loss_continues_from_its_best_weights(data_root, tmp_path):
+    cfg = apply_overrides(tiny_cfg(), ["train.init_epochs=1", "train.epochs=1", "train.lr=2e-4", "train.init_lr=1e-3"])
     init = init_stage(cfg)
     assert (init.loss.name, init.train.epochs, init.train.gaze_fraction) == ("medclip", 1, 0.0)
+    assert init.train.lr == 1e-3 and init_stage(apply_overrides(cfg, ["train.init_lr=None"])).train.lr == 2e-4
     pretrain(cfg, data_root, tmp_path, workers=0, progress_bar=False)
     init_best = load_best(tmp_path / "init" / "pretrain")["model"]
     stage_two = json.loads((tmp_path / "pretrain" / "config.json").read_text())
-    assert stage_two["loss"]["name"] == "egma"
+    assert stage_two["loss"]["name"] == "egma" and stage_two["train"]["lr"] == 2e-4
     assert stage_two["model"]["init_weights"] == str(tmp_path / "init" / "pretrain" / "best" / "model.pt")
     start = build_model(after_init(cfg, tmp_path).model).state_dict()  # what stage two started from
     assert all(torch.equal(start[k], init_best[k]) for k in init_best)
