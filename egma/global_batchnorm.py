@@ -33,7 +33,8 @@ class GlobalBatchNorm2d(nn.BatchNorm2d):
                 self.num_batches_tracked += 1
                 momentum = self.momentum if self.momentum is not None else 1.0 / float(self.num_batches_tracked)
                 self.running_mean.lerp_(mean.detach().to(self.running_mean.dtype), momentum)
-                self.running_var.lerp_((var.detach() * n / (n - 1)).to(self.running_var.dtype), momentum)  # unbiased, as BatchNorm keeps
+                unbiased = var.detach() * n / (n - 1)  # BatchNorm keeps the unbiased variance
+                self.running_var.lerp_(unbiased.to(self.running_var.dtype), momentum)
         shape = (1, channels, 1, 1)
         out = (values - mean.view(shape)) * torch.rsqrt(var.view(shape) + self.eps)
         if self.affine:

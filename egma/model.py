@@ -78,6 +78,7 @@ class ImageEncoder(nn.Module):
         shape = {"embed_dim": cfg.swin_embed_dim, "depths": cfg.swin_depths, "num_heads": cfg.swin_num_heads,
                  "window_size": cfg.swin_window, "channels": cfg.cnn_channels, "output_stride": cfg.cnn_output_stride}
         self.backbone = timm.create_model(cfg.image_encoder, pretrained=cfg.pretrained_image, num_classes=0,
+                                          # a Swin builds its attention windows for one input size; ConvNets take any
                                           **({"img_size": cfg.image_size} if "swin" in cfg.image_encoder else {}),
                                           **{k: v for k, v in shape.items() if v is not None})
         globalise_batchnorm(self.backbone)  # a ResNet's statistics over the global batch, whatever the processes

@@ -30,7 +30,8 @@
 # is the shapes, the masks and the arithmetic. The `paper` preset builds Swin-T 224 with Bio_ClinicalBERT
 # {cite}`alsentzer2019clinicalbert` and starts from the MedCLIP {cite}`wang2022medclip` checkpoint when one
 # is given. Why the CPU presets swap the Swin for a ConvNet: trained from scratch on a few thousand images,
-# a Swin does not learn the findings at all while a ResNet does (`benchmarks/image_tower_probe.py` measures it).
+# a Swin does not learn the findings at all while a ResNet does (`benchmarks/image_tower_probe.py`
+# measures it).
 
 # %% tags=["parameters"]
 preset = "ci"
@@ -70,7 +71,8 @@ chapter_started = time.perf_counter()
 #
 # The image encoder is a timm backbone (Swin in the paper, a ResNet on the CPU presets); its last stage gives
 # $n = g \times g$ patch tokens ($g = 7$ in every preset, so gaze labels have one shape everywhere) and
-# their mean is the global image embedding. The text encoder encodes each sentence on its own; a sentence's embedding is the mean of the last four hidden
+# their mean is the global image embedding. The text encoder encodes each sentence on its own; a sentence's
+# embedding is the mean of the last four hidden
 # layers, averaged over its **real** tokens. Both go through bias-free projections to $d$ dimensions and
 # are L2-normalised. The learnable logit scale $s = e^{t}$ starts at $1/0.07$ and is clamped at 100.
 

@@ -66,10 +66,11 @@ display(pd.Series({k: str(v) for k, v in vars(cfg.train).items()}, name=f"TrainC
 # `train.init_epochs > 0` first trains that many epochs with **MedCLIP's own objective**, semantic matching
 # (`egma.losses.semantic_matching_loss`: the global image–report logits against soft targets from the
 # similarity of the two studies' CheXpert labels, so that two reports stating the same findings are positives
-# of each other) and no gaze, into `run_dir/init/`; the preset's loss then continues from the init's best weights
-# into `run_dir/pretrain/`, at `train.lr`; the init stage has its own `train.init_lr` (on `small` ten times
+# of each other) and no gaze, into `run_dir/init/`; the preset's loss then continues from the init's best
+# weights into `run_dir/pretrain/`, at `train.lr`; the init stage has its own `train.init_lr` (on `small` ten times
 # higher: the paper, too, fine-tunes MedCLIP at a far lower rate than MedCLIP was trained with, and at the
-# init's rate the EGMA terms undo its global alignment within an epoch). (Trained from random weights, the fine-grained FILIP term of EGMA stays at
+# init's rate the EGMA terms undo its global alignment within an epoch). (Trained from random weights, the
+# fine-grained FILIP term of EGMA stays at
 # $\ln b$ for epochs: a patch finds a matching "heart size is normal" in every report of the batch.) Chapter
 # 7 starts every ablation from the same init, as the paper's ablations all start from MedCLIP, and its
 # "init" row is the paper's "Baseline (MedCLIP init)".

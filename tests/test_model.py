@@ -9,7 +9,7 @@ import torch
 import torch.nn.functional as F
 from transformers import SwinConfig, SwinModel
 
-from egma.config import get_preset
+from egma.config import CI_SWIN_IMAGE, get_preset
 from egma.model import (ImageEncoder, build_model, build_tokenizer, load_medclip_checkpoint, pad_by_study,
                         tokenize_reports)
 
@@ -123,15 +123,11 @@ def test_logit_scale_is_clamped_at_100(ci):
         model.logit_scale_log.fill_(math.log(1 / 0.07))
 
 
-CI_SWIN = dict(image_encoder="swin_tiny_patch4_window7_224", swin_embed_dim=24, swin_depths=(1, 1, 2),
-               swin_num_heads=(1, 2, 4), swin_window=7, cnn_channels=None, cnn_output_stride=None)
-
-
 @pytest.mark.parametrize("tower", ["resnet", "swin"])
 def test_patch_tokens_are_row_major_over_the_image(tower):
     # a bright square in one grid cell changes that cell's token most, whether timm gives NCHW or NHWC
     cfg = get_preset("ci").model
-    encoder = ImageEncoder(replace(cfg, **CI_SWIN) if tower == "swin" else cfg).eval()
+    encoder = ImageEncoder(replace(cfg, **CI_SWIN_IMAGE) if tower == "swin" else cfg).eval()
     cell = cfg.image_size // cfg.grid
     torch.manual_seed(0)
     base = torch.randn(1, 3, cfg.image_size, cfg.image_size) * 0.1
@@ -180,7 +176,7 @@ def _medclip_state(swin: SwinModel, bert_state: dict, image_proj, text_proj) -> 
 
 def test_medclip_checkpoint_reproduces_the_hf_swin_and_bert_it_came_from(ci, tmp_path):
     cfg, tokenizer, _ = ci
-    cfg = replace(cfg, **CI_SWIN)
+    cfg = replace(cfg, **CI_SWIN_IMAGE)
     torch.manual_seed(3)
     swin = SwinModel(SwinConfig(image_size=cfg.image_size, embed_dim=cfg.swin_embed_dim, depths=list(cfg.swin_depths),
                                 num_heads=list(cfg.swin_num_heads), window_size=cfg.swin_window)).eval()
