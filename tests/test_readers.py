@@ -15,6 +15,7 @@ from egma.datasets import (DataFormatError, IncompleteDatasetError, read_chexper
                            read_chexpert_8x200, read_egd_cxr, read_mimic_cxr_jpg, read_mimic_eye, read_reflacx,
                            read_rsna, read_siim, rle_decode, rle_encode)
 from egma.datasets.study import CHEXPERT_LABELS
+from egma.datasets.tables import parse_bool
 
 # ------------------------------------------------------------------------------ fixture writers
 
@@ -462,3 +463,13 @@ def test_siim_masks_union_and_bad_code(tmp_path):
     with pytest.raises(DataFormatError) as err:
         read_siim(root)
     assert_names(err, "train-rle.csv", 1, "EncodedPixels")
+
+
+def test_boolean_columns_accept_every_spelling_and_name_a_bad_value(tmp_path):
+    path = tmp_path / "flags.csv"
+    values = pd.Series(["True", "false", " TRUE ", "1", "0", "1.0", "", float("nan"), "2", "-0.5", "0.0"])
+    assert parse_bool(path, values, "flag").tolist() == [True, False, True, True, False, True, False, False,
+                                                         True, True, False]
+    with pytest.raises(DataFormatError) as err:
+        parse_bool(path, pd.Series(["True", "yes"]), "Atelectasis")
+    assert "flags.csv" in str(err.value) and "row 2" in str(err.value) and "Atelectasis" in str(err.value)
