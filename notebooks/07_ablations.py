@@ -34,9 +34,13 @@
 # Every cell of the grid (a variant and a seed) is an ordinary chapter-4 training run in
 # `run_dir/ablations/<variant>/seed<k>/`, with the preset's model, data and schedule; only the loss, the
 # gaze fraction and the seed change. Every cell starts from the same init stage of chapter 4 (`run_dir/init/`,
-# the global-CLIP stand-in for the paper's MedCLIP weights; trained here first if chapter 4 has not run), as
-# every variant of the paper starts from MedCLIP. The seed sets the batch order, the augmentation and which
-# studies keep their gaze. Each trained model is scored on:
+# trained with MedCLIP's semantic matching loss as the stand-in for the paper's MedCLIP weights; trained here
+# first if chapter 4 has not run), as every variant of the paper starts from MedCLIP. The seed sets the batch order, the augmentation and which
+# studies keep their gaze. The `ci` and `small` presets (the test suite's book and the published one) run
+# the gaze fractions 0, 10 and 100 %, and `small` fine-tunes each cell for one epoch, so that the whole
+# published book runs in under 2 hours on 2 CPU cores; the parameters `ablation_gaze_fractions` (e.g.
+# `[0.0, 0.01, 0.05, 0.1, 0.5, 1.0]`, the paper's shares), `ablation_epochs` and `ablation_seeds` widen it.
+# Each trained model is scored on:
 #
 # | task | metric |
 # |---|---|
