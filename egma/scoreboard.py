@@ -407,11 +407,12 @@ def _not_run_reason(cell, file_name: str, preset: str, has_file: bool) -> str:
         loss, fraction = _variant(cell)
         grid = PRESETS[preset].ablation
         if loss not in grid.losses or (loss == "egma" and not np.isclose(grid.gaze_fractions, fraction).any()):
-            others = [name for name, p in PRESETS.items() if loss in p.ablation.losses
-                      and (loss != "egma" or np.isclose(p.ablation.gaze_fractions, fraction).any())]
-            return (f"preset {preset}'s chapter-7 grid has no {loss} at gaze fraction {fraction:g} "
-                    f"(presets that have it: {', '.join(others)}); on the phantom: "
-                    f"`{phantom_command(spec.chapter, others[0])}`")
+            # the same preset with its grid widened by this one variant (chapter 7's grid parameters)
+            fractions = sorted({*map(float, grid.gaze_fractions), float(fraction)})
+            widened = (f"ablation_losses=[{','.join([*grid.losses, loss])}]" if loss not in grid.losses
+                       else f"ablation_gaze_fractions=[{','.join(map(str, fractions))}]")
+            return (f"preset {preset}'s chapter-7 grid has no {loss} at gaze fraction {fraction:g}; on the phantom "
+                    f"(trained cells are kept): `{phantom_command(spec.chapter, preset)} --param {widened}`")
     return f"{spec.path} has no row for {cell.model}, {cell.set}, {cell.setting or cell.metric}"
 
 

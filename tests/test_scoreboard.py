@@ -300,9 +300,9 @@ def test_scoreboard_reads_chapter_7_summary_and_says_what_the_preset_lacks(tmp_p
     assert tenth["ours"] == pytest.approx(27) and tenth["n_seeds"] == 2
     one_percent = cell(board, "gaze fraction", "EGMA", "CheXpert 5x200", "accuracy", gaze_setting(0.01, 37))
     assert one_percent["status"] == sb.NOT_RUN and one_percent["command"] == "command 7"
-    assert "no egma at gaze fraction 0.01" in one_percent["reason"] and "small" in one_percent["reason"]
-    assert "ci" not in one_percent["reason"].split("presets that have it:")[1].split(")")[0]
-    assert one_percent["reason"].endswith("`python -m egma.book run --preset small --chapters 7`")
+    assert "preset ci's chapter-7 grid has no egma at gaze fraction 0.01" in one_percent["reason"]
+    assert one_percent["reason"].endswith(
+        "`python -m egma.book run --preset ci --chapters 7 --param ablation_gaze_fractions=[0.0,0.01,0.1,1.0]`")
     missing_row = cell(board, "ablation", "EGM", "CheXpert 5x200", "accuracy")
     assert missing_row["status"] == sb.NOT_RUN and "no row" in missing_row["reason"]
     # chapter 7 scores no zero-shot RSNA/SIIM: those cells cannot be filled, only the baseline (chapter 5) can
