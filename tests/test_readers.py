@@ -467,9 +467,12 @@ def test_siim_masks_union_and_bad_code(tmp_path):
 
 def test_boolean_columns_accept_every_spelling_and_name_a_bad_value(tmp_path):
     path = tmp_path / "flags.csv"
-    values = pd.Series(["True", "false", " TRUE ", "1", "0", "1.0", "", float("nan"), "2", "-0.5", "0.0"])
-    assert parse_bool(path, values, "flag").tolist() == [True, False, True, True, False, True, False, False,
-                                                         True, True, False]
+    # the usual spellings alone (looked up directly), then with other numbers (the validating path)
+    spellings = pd.Series(["True", "false", " TRUE ", "1", "0", "1.0", "", float("nan"), "0.0", "FALSE"])
+    expected = [True, False, True, True, False, True, False, False, False, False]
+    assert parse_bool(path, spellings, "flag").tolist() == expected
+    with_numbers = pd.concat([spellings, pd.Series(["2", "-0.5"])], ignore_index=True)
+    assert parse_bool(path, with_numbers, "flag").tolist() == expected + [True, True]
     with pytest.raises(DataFormatError) as err:
         parse_bool(path, pd.Series(["True", "yes"]), "Atelectasis")
     assert "flags.csv" in str(err.value) and "row 2" in str(err.value) and "Atelectasis" in str(err.value)
