@@ -82,6 +82,7 @@ class ModelConfig:
     tokenizer: str = "emilyalsentzer/Bio_ClinicalBERT"  # same forms as text_encoder
     max_tokens: int = 64             # per sentence, special tokens included
     text_pool_layers: int = 4        # sentence embedding = mean of the last k hidden layers, masked token mean
+    text_memo_size: int = 200_000    # a frozen text tower remembers this many distinct sentences' vectors (0: none)
     embed_dim: int = 512
     init_temperature: float = 0.07   # logit scale starts at 1 / 0.07
     max_logit_scale: float = 100.0

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from transformers import SwinConfig, SwinModel
 
 from egma.config import CI_SWIN_IMAGE, get_preset
-from egma.model import (ImageEncoder, build_model, build_tokenizer, load_medclip_checkpoint, pad_by_study,
+from egma.model import (ImageEncoder, SentenceEncoder, build_model, build_tokenizer, load_medclip_checkpoint, pad_by_study,
                         tokenize_reports)
 
 REPORTS = [["The heart size is normal.", "There is a small left pleural effusion.", "No pneumothorax."],
@@ -83,6 +83,7 @@ def test_sentence_embedding_ignores_padding_tokens(ci):
     assert padded["attention_mask"][0].sum() < padded["attention_mask"].shape[1]  # really padded
     with torch.no_grad():
         a = model.encode_sentences(alone["input_ids"], alone["attention_mask"])[0]
+        model.text.memo.clear()  # b must come from the transformer, not from the memo a just filled
         b = model.encode_sentences(padded["input_ids"], padded["attention_mask"])[0]
     assert torch.allclose(a, b, atol=1e-5)
 
@@ -233,6 +234,47 @@ def test_a_frozen_text_tower_stays_fixed_and_in_eval_mode(ci):
     assert all(p.grad is None for p in model.text.parameters())
     assert model.text_proj.weight.grad is not None and model.image_proj.weight.grad is not None
     assert all(torch.equal(v, model.text.state_dict()[k]) for k, v in before.items())
+
+
+def test_frozen_tower_memo_gives_the_transformer_s_vectors_and_runs_only_unseen_sentences(ci):
+    cfg, tokenizer, _ = ci
+    torch.manual_seed(3)
+    model = build_model(replace(cfg, text_memo_size=3), tokenizer).train()   # the text tower stays in eval
+    reference = SentenceEncoder(model.text.bert, cfg.text_pool_layers, memo_size=0)
+    rows_run = []
+    model.text.bert.register_forward_hook(lambda _m, _args, kwargs, _out: rows_run.append(len(kwargs["input_ids"])),
+                                          with_kwargs=True)
+    rows_per_batch = []
+    first = ["Heart size is normal.", "No effusion.", "Heart size is normal.", "Mild bibasilar atelectasis is seen."]
+    second = ["No effusion.", "A new sentence about the left lower lobe.", "Heart size is normal.", "Lungs clear."]
+    for batch in (first, first[::-1], second, second):
+        tokens = tokenizer(batch, padding=True, return_tensors="pt")  # padding differs between batches
+        with torch.no_grad():
+            expected = reference(tokens["input_ids"], tokens["attention_mask"])
+        rows_run.clear()
+        got = model.text(tokens["input_ids"], tokens["attention_mask"])
+        rows_per_batch.append(sum(rows_run))
+        assert torch.allclose(got, expected, atol=1e-5)
+    # all 4 rows at first (3 distinct, kept), none again, then the 2 new ones the full memo (3 of 3) cannot keep
+    assert rows_per_batch == [4, 0, 2, 2] and len(model.text.memo) == 3
+    state = {k: v + 0.01 * torch.randn_like(v) for k, v in model.text.state_dict().items()}
+    model.text.load_state_dict(state)   # new weights: remembered vectors no longer hold
+    assert not model.text.memo
+    tokens = tokenizer(first, padding=True, return_tensors="pt")
+    with torch.no_grad():
+        assert torch.allclose(model.text(tokens["input_ids"], tokens["attention_mask"]),
+                              reference(tokens["input_ids"], tokens["attention_mask"]), atol=1e-5)
+
+
+def test_a_trainable_text_tower_keeps_no_memo(ci):
+    cfg, tokenizer, _ = ci
+    model = build_model(replace(cfg, freeze_text=False), tokenizer).train()
+    out = model(*_encode_inputs(model, tokenizer, cfg))
+    out.text_emb.sum().backward()
+    assert not model.text.memo and all(p.grad is not None for p in model.text.bert.encoder.parameters())
+    with torch.no_grad():
+        model.eval()(*_encode_inputs(model, tokenizer, cfg))  # weights still trainable: evaluation remembers nothing
+    assert not model.text.memo
 
 
 def _encode_inputs(model, tokenizer, cfg):
