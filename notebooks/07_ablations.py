@@ -36,10 +36,10 @@
 # gaze fraction and the seed change. Every cell starts from the same init stage of chapter 4 (`run_dir/init/`,
 # trained with MedCLIP's semantic matching loss as the stand-in for the paper's MedCLIP weights; trained here
 # first if chapter 4 has not run), as every variant of the paper starts from MedCLIP. The seed sets the batch order, the augmentation and which
-# studies keep their gaze. The `ci` and `small` presets (the test suite's book and the published one) run
-# the gaze fractions 0, 10 and 100 %, and `small` fine-tunes each cell for one epoch, so that the whole
-# published book runs in under 2 hours on 2 CPU cores; the parameters `ablation_gaze_fractions` (e.g.
-# `[0.0, 0.01, 0.05, 0.1, 0.5, 1.0]`, the paper's shares), `ablation_epochs` and `ablation_seeds` widen it.
+# studies keep their gaze. The published book (`small` preset) runs the paper's whole grid, gaze on 0, 1, 5,
+# 10, 50 and 100 % of the studies, and fine-tunes each cell for one epoch, so that the whole book runs in
+# under 2 hours on 2 CPU cores; the test suite's book (`ci`) runs the gaze fractions 0, 10 and 100 % only.
+# The parameters `ablation_gaze_fractions`, `ablation_epochs` and `ablation_seeds` change the grid.
 # Each trained model is scored on:
 #
 # | task | metric |
