@@ -366,7 +366,7 @@ for outcome, part in claims.groupby("on the phantom", sort=False):
 headline = summary[(summary.task == "chexpert_5x200") & (summary.metric == "accuracy")].set_index("variant")
 best_reference = headline.loc[[v for v in references if v in headline.index], "value"].max()
 above = [v for v in loss_variants + gaze_variants if v in headline.index and headline.loc[v, "ci_low"] > best_reference]
-print(f"\nCheXpert 5x200 accuracy: best of untrained / majority / random = {100 * best_reference:.1f} %; "
+print(f"\nCheXpert 5x200 accuracy: best of {' / '.join(references)} = {100 * best_reference:.1f} %; "
       f"variants whose whole interval lies above it: {', '.join(dict.fromkeys(above)) or 'none'}")
 spread = scores[(scores.task == "chexpert_5x200") & (scores.metric == "accuracy")].groupby("variant").value.agg(np.ptp)
 print(f"largest seed-to-seed range within one variant: {100 * spread.max():.1f} pp ({spread.idxmax()}); "
