@@ -203,6 +203,12 @@ for row in probe_diff.itertuples():
 # logistic regression reaches the same kind of optimum deterministically and has no learning-rate schedule
 # to tune.
 #
+# A set whose probe stays near 0.5 for both models raises the question whether its finding can be learnt
+# from these images at this size at all. `python benchmarks/finding_visibility.py --data-root <data_root>
+# --preset <preset>` answers it: it trains the same image tower from scratch, supervised, on the same train
+# split (epoch chosen on the valid split) and scores the test split once, at the preset's image size or at
+# `--image-size`.
+#
 # The tables are written to `run_dir/evaluation/` for chapter 9.
 
 # %%
