@@ -30,7 +30,7 @@ from egma.evaluation.bootstrap import bootstrap_ci  # noqa: E402
 from egma.evaluation.metrics import binary_auroc  # noqa: E402
 from egma.model import ImageEncoder  # noqa: E402
 
-READERS = {"rsna": (read_rsna, "rsna"), "siim": (read_siim, "siim")}
+READERS = {"rsna": read_rsna, "siim": read_siim}   # each reads <data_root>/<its name>
 
 
 def load_split(dataset, name: str, size: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -94,9 +94,8 @@ def main() -> None:
           f"{args.epochs} epochs, {torch.get_num_threads()} threads")
     print(f"{'set':<6} {'train':>6} {'pos':>5} {'test':>5} {'pos':>5}  valid AUROC by epoch -> test AUROC [95 % CI]")
     for name in args.sets:
-        reader, folder = READERS[name]
         started = time.perf_counter()
-        dataset = reader(args.data_root / folder)
+        dataset = READERS[name](args.data_root / name)
         splits = {part: load_split(dataset, part, size) for part in ("train", "valid", "test")}
         model, history = train_reference(cfg, splits, args.epochs, args.batch, args.lr, args.seed)
         tx, ty = splits["test"]

@@ -120,11 +120,14 @@ class SentenceEncoder(nn.Module):
             return self._encode(input_ids, attention_mask)
         keys = [tuple(i for i, real in zip(ids, mask) if real)
                 for ids, mask in zip(input_ids.tolist(), attention_mask.tolist())]
-        unseen = [k for k, key in enumerate(keys) if key not in self.memo]
+        unseen: dict[tuple[int, ...], int] = {}   # each unseen sentence once (its first row), however often it occurs
+        for k, key in enumerate(keys):
+            if key not in self.memo:
+                unseen.setdefault(key, k)
         fresh: dict[tuple[int, ...], torch.Tensor] = {}
         if unseen:
-            rows = torch.tensor(unseen, device=input_ids.device)
-            fresh = dict(zip((keys[k] for k in unseen), self._encode(input_ids[rows], attention_mask[rows]).float()))
+            rows = torch.tensor(list(unseen.values()), device=input_ids.device)
+            fresh = dict(zip(unseen, self._encode(input_ids[rows], attention_mask[rows]).float()))
             self.memo.update(itertools.islice(fresh.items(), max(self.memo_size - len(self.memo), 0)))
         return torch.stack([fresh[key] if key in fresh else self.memo[key] for key in keys]).to(input_ids.device)
 

@@ -255,8 +255,8 @@ def test_frozen_tower_memo_gives_the_transformer_s_vectors_and_runs_only_unseen_
         got = model.text(tokens["input_ids"], tokens["attention_mask"])
         rows_per_batch.append(sum(rows_run))
         assert torch.allclose(got, expected, atol=1e-5)
-    # all 4 rows at first (3 distinct, kept), none again, then the 2 new ones the full memo (3 of 3) cannot keep
-    assert rows_per_batch == [4, 0, 2, 2] and len(model.text.memo) == 3
+    # the 3 distinct sentences of 4 rows (kept), none again, then the 2 new ones the full memo (3 of 3) cannot keep
+    assert rows_per_batch == [3, 0, 2, 2] and len(model.text.memo) == 3
     state = {k: v + 0.01 * torch.randn_like(v) for k, v in model.text.state_dict().items()}
     model.text.load_state_dict(state)   # new weights: remembered vectors no longer hold
     assert not model.text.memo
