@@ -168,9 +168,10 @@ CELL_SCORES = "scores.csv"
 
 def score_grid(cfg: Preset, run_dir: str | Path, cells: Sequence[Cell], score_fn: Callable, *, rescore: bool = False,
                progress: bool = True) -> pd.DataFrame:
-    """Score every trained cell: score_fn(model) -> DataFrame(task, metric, value), plus the validation
-    accuracy its checkpoint was chosen by (task "validation"). Each cell's scores are kept in its folder
-    next to the model and reused while the model is unchanged (unless `rescore`).
+    """Score every trained cell: score_fn(model, record) -> DataFrame(task, metric, value), where record is the
+    validation record the cell's checkpoint was chosen by (egma.validation; its "val_scoring" is the rule to
+    score with), plus that record's balanced accuracy (task "validation"). Each cell's scores are kept in its
+    folder next to the model and reused while the model is unchanged (unless `rescore`).
 
     Returns the score table (egma.ablation_summary.SCORE_COLUMNS; summary.csv is made from it).
     """
@@ -183,8 +184,9 @@ def score_grid(cfg: Preset, run_dir: str | Path, cells: Sequence[Cell], score_fn
             parts.append(pd.read_csv(saved))
             continue
         model, record = training.trained_model(cell_config(cfg, cell), folder)
-        table = pd.concat([pd.DataFrame([{"task": "validation", "metric": "accuracy",
-                                          "value": record["val_accuracy"]}]), score_fn(model)], ignore_index=True)
+        table = pd.concat([pd.DataFrame([{"task": "validation", "metric": "balanced_accuracy",
+                                          "value": record["val_score"]}]), score_fn(model, record)],
+                          ignore_index=True)
         table = table.assign(variant=cell.variant, loss=cell.loss, gaze_fraction=cell.gaze_fraction, seed=cell.seed)
         table.to_csv(saved, index=False)
         parts.append(table)

@@ -2,9 +2,12 @@
 
 | task | metrics | how |
 |---|---|---|
-| chexpert_5x200 | accuracy, macro_f1, auroc | zero-shot, global embedding, max over the class's prompts |
-| retrieval_8x200_image_to_text / _text_to_image | precision_at_5 | egma.evaluation.retrieval's rule |
+| chexpert_5x200 | accuracy, macro_f1, auroc | zero-shot with the model's scoring rule (below) |
+| retrieval_8x200_image_to_text / _text_to_image | precision_at_5 | egma.evaluation.retrieval's rule, the rule's similarity |
 | localisation_rsna / localisation_siim | pointing_game, map_auroc | patch-similarity map of the positive class |
+
+The scoring rule (egma.evaluation.zero_shot.SCORINGS: global or FILIP similarity, max or mean over a
+class's prompts) is the one the model's checkpoint was chosen with on the validate split (egma.validation).
 
 Localisation: for every positive image (RSNA: pneumonia boxes, SIIM: pneumothorax masks) the map is the
 cosine of each patch with the *class embedding* (the normalised mean of the class's prompt embeddings,
@@ -31,12 +34,12 @@ from egma.batch import load_model_image
 from egma.config import Preset
 from egma.datasets import read_chexpert_5x200, read_chexpert_8x200, read_rsna, read_siim
 from egma.datasets.downstream import DownstreamSet
-from egma.evaluation.encoding import ImageFeatures, encode_image_tensors, encode_texts
+from egma.evaluation.encoding import encode_image_tensors, encode_texts
 from egma.evaluation.localisation import boxes_to_mask, map_auroc, pointing_game, region_in_model_frame
 from egma.evaluation.metrics import SCORE_METRICS, precision_at_k, relevance
 from egma.evaluation.retrieval import retrieval_table
-from egma.evaluation.zero_shot import (classification_table, flatten_prompts, global_prompt_scores,
-                                       prompt_class_scores, zero_shot_targets)
+from egma.evaluation.zero_shot import (SCORINGS, classification_table, flatten_prompts, prompt_class_scores,
+                                       prompt_similarity, zero_shot_targets)
 from egma.gaze.geometry import image_extent_in_model
 from egma.prompts import chexpert_5x200_prompts, chexpert_8x200_queries, rsna_prompts, siim_prompts
 
@@ -167,8 +170,11 @@ def _rows(task: str, values: dict) -> list[dict]:
 
 
 @torch.no_grad()
-def score_model(model, prompts: PromptEncoder, sets: AblationSets, device: str | torch.device = "cpu") -> pd.DataFrame:
-    """Every task's metrics of one model (columns task, metric, value); its images are encoded once."""
+def score_model(model, prompts: PromptEncoder, sets: AblationSets, device: str | torch.device = "cpu",
+                scoring: str = "global, max") -> pd.DataFrame:
+    """Every task's metrics of one model (columns task, metric, value) with the named scoring rule; its images
+    are encoded once."""
+    similarity_kind, aggregate = SCORINGS[scoring]
     images = sets.images(model.cfg.image_size)
     features = encode_image_tensors(model, images.expand(-1, 3, -1, -1), device)
     n_zs, n_ret = len(sets.zero_shot), len(sets.retrieval)
@@ -177,13 +183,13 @@ def score_model(model, prompts: PromptEncoder, sets: AblationSets, device: str |
 
     texts, prompt_class, names = flatten_prompts(sets.zero_shot_prompts)
     y = zero_shot_targets(sets.zero_shot, names)
-    scores = prompt_class_scores(ImageFeatures(features.patches[zs], features.global_emb[zs]),
-                                 prompts(model, texts, device), prompt_class, len(names))
+    scores = prompt_class_scores(features.rows(zs), prompts(model, texts, device), prompt_class, len(names),
+                                 similarity_kind, aggregate)
     rows = _rows("chexpert_5x200", {m: SCORE_METRICS[m](y, scores) for m in ZERO_SHOT_METRICS})
 
     texts, query_class, names = flatten_prompts(sets.queries)
     image_class = zero_shot_targets(sets.retrieval, names)
-    similarity = global_prompt_scores(features.global_emb[ret], prompts(model, texts, device)).numpy()
+    similarity = prompt_similarity(features.rows(ret), prompts(model, texts, device), similarity_kind).numpy()
     rows += _rows("retrieval_8x200_image_to_text", {f"precision_at_{RETRIEVAL_K}": precision_at_k(
         similarity, relevance(image_class, query_class), RETRIEVAL_K).mean()})
     rows += _rows("retrieval_8x200_text_to_image", {f"precision_at_{RETRIEVAL_K}": precision_at_k(

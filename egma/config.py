@@ -21,7 +21,8 @@ class PhantomConfig:
     n_per_class_8x200: int = 20      # CheXpert 8x200-style retrieval set (real: 200)
     n_rsna: int = 200
     n_siim: int = 200
-    n_chexpert_train: int = 200      # multi-label CheXpert-style train.csv for linear probing
+    n_chexpert_train: int = 200      # multi-label CheXpert-style train.csv for linear probing; valid.csv gets a
+                                     # quarter as many (real CheXpert valid: 234 images)
     downstream_image_size: int = 256
 
 
@@ -169,10 +170,11 @@ PRESETS: dict[str, Preset] = {
     "small": Preset("small", model=SMALL_MODEL, train=TrainConfig(epochs=3, batch_size=32, lr=1e-4, init_lr=1e-3,
                                                                   init_epochs=3),
                     ablation=AblationConfig(epochs=1),
-                    phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
-                                                   n_per_class_8x200=200, n_rsna=1000, n_siim=1000)),
+                    phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200, n_per_class_8x200=200,
+                                          n_rsna=1000, n_siim=1000, n_chexpert_train=1000)),
     "paper": Preset("paper", model=PAPER_MODEL, phantom=PhantomConfig(n_studies=3689, n_per_class_5x200=200,
-                                                   n_per_class_8x200=200, n_rsna=1000, n_siim=1000)),
+                                                   n_per_class_8x200=200, n_rsna=1000, n_siim=1000,
+                                                   n_chexpert_train=1000)),
 }
 
 

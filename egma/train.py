@@ -50,7 +50,7 @@ from egma.datasets.study import Study
 from egma.gaze.cache import gaze_cache
 from egma.losses import LossBundle
 from egma.model import EGMAModel, build_model, build_tokenizer
-from egma.validation import validation_set, zero_shot_accuracy
+from egma.validation import validation_set, zero_shot_validation
 
 TRAIN_FOLDER = "pretrain"
 INIT_FOLDER = "init"
@@ -66,7 +66,7 @@ class TrainingInterrupted(RuntimeError):
 class TrainResult:
     folder: Path
     metrics: list[dict]
-    best_accuracy: float
+    best_score: float      # the checkpoint criterion of the best epoch (egma.validation)
     best_epoch: int
     steps: int
     wall_s: float
@@ -83,8 +83,16 @@ class Progress:
     epoch: int = 0
     batch: int = 0
     step: int = 0
-    best_accuracy: float = -1.0
+    best_score: float = -1.0
     best_epoch: int = -1
+
+    @classmethod
+    def from_state(cls, state: dict) -> "Progress":
+        """A checkpoint's progress; checkpoints written before the criterion became a score name it best_accuracy."""
+        state = dict(state)
+        if "best_accuracy" in state:
+            state["best_score"] = state.pop("best_accuracy")
+        return cls(**state)
 
 
 # ---------------------------------------------------------------- pieces
@@ -300,7 +308,7 @@ def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bo
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
-        progress = Progress(**state["progress"])
+        progress = Progress.from_state(state["progress"])
         set_rng_state(state["rng"][accelerator.process_index])
     loss_fn = LossBundle(cfg.loss, label_threshold=cfg.gaze.patch_label_threshold)
 
@@ -386,30 +394,31 @@ def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bo
             if progress.batch < n_batches:
                 break  # max_steps reached inside the epoch
             if main:
-                record = zero_shot_accuracy(accelerator.unwrap_model(model), tokenizer, val, accelerator.device)
-                if record["val_accuracy"] > progress.best_accuracy:
-                    progress.best_accuracy, progress.best_epoch = record["val_accuracy"], progress.epoch
+                record = zero_shot_validation(accelerator.unwrap_model(model), tokenizer, val, accelerator.device)
+                if record["val_score"] > progress.best_score:
+                    progress.best_score, progress.best_epoch = record["val_score"], progress.epoch
                     save_best(folder, accelerator.unwrap_model(model).state_dict(),
                               {"epoch": progress.epoch, "step": progress.step, **record})
                 log.add({"kind": "epoch", "epoch": progress.epoch, "step": progress.step,
                          "wall_s": time.perf_counter() - started, **record})
-                bar.write(f"epoch {progress.epoch}: validation zero-shot accuracy {record['val_accuracy']:.1%} "
-                          f"(n={record['val_n']}, majority {record['val_majority']:.1%})")
+                bar.write(f"epoch {progress.epoch}: validation zero-shot balanced accuracy {record['val_score']:.1%} "
+                          f"({record['val_scoring']}; accuracy {record['val_accuracy']:.1%}, n={record['val_n']}, "
+                          f"majority {record['val_majority']:.1%})")
             progress.epoch, progress.batch = progress.epoch + 1, 0
-            progress.best_accuracy, progress.best_epoch = _broadcast_best(accelerator, progress)
+            progress.best_score, progress.best_epoch = _broadcast_best(accelerator, progress)
             checkpoint()
     bar.close()
     if progress.step >= stop_at and progress.batch:
         checkpoint()  # stopped inside an epoch by max_steps: keep the exact position
-    return TrainResult(folder, log.records, progress.best_accuracy, progress.best_epoch, progress.step,
+    return TrainResult(folder, log.records, progress.best_score, progress.best_epoch, progress.step,
                        time.perf_counter() - started)
 
 
 def _broadcast_best(accelerator: Accelerator, progress: Progress) -> tuple[float, int]:
     """The main process's best validation score, so every process checkpoints the same progress."""
     if accelerator.num_processes == 1:
-        return progress.best_accuracy, progress.best_epoch
-    value = torch.tensor([progress.best_accuracy, float(progress.best_epoch)], device=accelerator.device)
+        return progress.best_score, progress.best_epoch
+    value = torch.tensor([progress.best_score, float(progress.best_epoch)], device=accelerator.device)
     dist.broadcast(value, src=0)
     return float(value[0]), int(value[1])
 
@@ -477,7 +486,13 @@ def pretrain(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume:
 
 def trained_model(cfg: Preset, run_dir: str | Path) -> tuple[EGMAModel, dict]:
     """The best model of run_dir/pretrain (eval mode, on the CPU) and the validation record it was chosen by."""
-    best = load_best(Path(run_dir) / TRAIN_FOLDER)
+    folder = Path(run_dir) / TRAIN_FOLDER
+    best = load_best(folder)
+    if "val_scoring" not in best["metrics"]:
+        raise CheckpointError(f"{folder / BEST_MODEL} was chosen by the earlier criterion (accuracy with the global-max "
+                              "rule), which names no scoring rule for the evaluation chapters; train it again "
+                              "(move the folder aside first) to choose by the validation balanced accuracy of "
+                              "every rule")
     model = build_model(dataclasses.replace(cfg.model, init_weights=None))  # the best weights replace any init
     model.load_state_dict(best["model"])
     return model.eval(), best["metrics"]
@@ -504,8 +519,8 @@ def main(argv: Sequence[str] | None = None) -> None:
     except TrainingInterrupted as stopped:
         raise SystemExit(f"egma.train: {stopped}") from None
     if PartialState().is_main_process:
-        print(f"done: {result.steps} steps in {result.wall_s:.0f} s; best validation zero-shot accuracy "
-              f"{result.best_accuracy:.1%} (epoch {result.best_epoch}); model in {result.folder / 'best'}")
+        print(f"done: {result.steps} steps in {result.wall_s:.0f} s; best validation zero-shot balanced accuracy "
+              f"{result.best_score:.1%} (epoch {result.best_epoch}); model in {result.folder / 'best'}")
 
 
 if __name__ == "__main__":

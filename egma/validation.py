@@ -1,9 +1,13 @@
-"""The validation score that picks the checkpoint: zero-shot 5-class accuracy on the pretraining corpus's
-"validate" split (never a test split).
+"""The validation score that picks the checkpoint, and the zero-shot scoring rule that goes with it, on the
+pretraining corpus's "validate" split (never a test split).
 
 Images: validate-split studies positive (label 1) for exactly one of the CheXpert 5x200 classes.
-Score: cosine of the global image embedding with every prompt of egma.prompts' 5x200 grammar, the max
-over each class's prompts (the paper's rule); the predicted class is the argmax.
+Each image is scored against every prompt of egma.prompts' 5x200 grammar in the four ways of
+egma.evaluation.zero_shot (global or FILIP similarity; max, the paper's rule, or mean over a class's
+prompts). The criterion is the balanced accuracy (the mean of the per-class recalls): the validate split is
+unbalanced (one class can hold 40 % of it), the 5x200 test set is not, and plain accuracy rewards sending
+every image to the largest class. A checkpoint's score is its best rule's; the rule is saved with it, and
+the downstream chapters score that model with that rule.
 """
 from __future__ import annotations
 
@@ -17,7 +21,8 @@ from transformers import PreTrainedTokenizerBase
 
 from egma.datasets.study import Study
 from egma.evaluation.encoding import encode_image_files, encode_texts
-from egma.evaluation.zero_shot import aggregate_by_class, flatten_prompts, global_prompt_scores
+from egma.evaluation.metrics import SCORE_METRICS
+from egma.evaluation.zero_shot import SCORINGS, flatten_prompts, prompt_class_scores
 from egma.model import EGMAModel
 from egma.prompts import chexpert_5x200_prompts
 
@@ -57,15 +62,26 @@ def validation_set(studies: Sequence[Study], prompts_per_class: int | None = Non
     return ValidationSet(paths, np.asarray(targets), names, texts, prompt_class)
 
 
-def zero_shot_accuracy(model: EGMAModel, tokenizer: PreTrainedTokenizerBase, val: ValidationSet,
-                       device: torch.device | str, batch_size: int = 64) -> dict:
-    """{"val_accuracy", "val_n", "val_majority", "val_per_class"} of `model` (left in eval mode)."""
-    images = encode_image_files(model, val.image_paths, device, batch_size=batch_size)
+def zero_shot_validation(model: EGMAModel, tokenizer: PreTrainedTokenizerBase, val: ValidationSet,
+                         device: torch.device | str, batch_size: int = 64) -> dict:
+    """The validation record of `model` (left in eval mode):
+    "val_score": the best balanced accuracy over the scoring rules (the checkpoint criterion);
+    "val_scoring": that rule, e.g. "filip, mean" (the first of SCORINGS on a tie);
+    "val_accuracy", "val_per_class": that rule's accuracy and per-class recalls;
+    "val_by_scoring": {rule: {"accuracy", "balanced_accuracy"}} for every rule; "val_n", "val_majority"."""
+    features = encode_image_files(model, val.image_paths, device, batch_size=batch_size)
     prompt_emb = encode_texts(model, tokenizer, val.prompts, device)
-    scores = aggregate_by_class(global_prompt_scores(images.global_emb, prompt_emb).numpy(), val.prompt_class,
-                                len(val.class_names), how="max")
-    correct = scores.argmax(axis=1) == val.targets
+    predictions, by_scoring = {}, {}
+    for rule, (similarity, aggregate) in SCORINGS.items():
+        scores = prompt_class_scores(features, prompt_emb, val.prompt_class, len(val.class_names),
+                                     similarity, aggregate)
+        predictions[rule] = scores.argmax(axis=1)
+        by_scoring[rule] = {name: float(SCORE_METRICS[name](val.targets, scores))
+                            for name in ("accuracy", "balanced_accuracy")}
+    best = max(SCORINGS, key=lambda rule: by_scoring[rule]["balanced_accuracy"])  # max keeps the first of ties
+    correct = predictions[best] == val.targets
     per_class = {name: float(correct[val.targets == c].mean()) for c, name in enumerate(val.class_names)
                  if (val.targets == c).any()}
-    return {"val_accuracy": float(correct.mean()), "val_n": len(val), "val_majority": val.majority_accuracy,
-            "val_per_class": per_class}
+    return {"val_score": by_scoring[best]["balanced_accuracy"], "val_scoring": best,
+            "val_accuracy": by_scoring[best]["accuracy"], "val_per_class": per_class, "val_by_scoring": by_scoring,
+            "val_n": len(val), "val_majority": val.majority_accuracy}

@@ -112,8 +112,9 @@ tokenizer = build_tokenizer(cfg.model)
 trained, chosen_by = trained_model(cfg, run_dir)
 torch.manual_seed(cfg.train.seed)
 models = {"trained": trained.to(device), "untrained": build_model(cfg.model, tokenizer).eval().to(device)}
-print(f"trained: epoch {chosen_by.get('epoch')} of chapter 4 (validation zero-shot accuracy "
-      f"{chosen_by['val_accuracy']:.1%} on {chosen_by['val_n']} validate-split images)")
+print(f"trained: epoch {chosen_by.get('epoch')} of chapter 4 (validation zero-shot balanced accuracy "
+      f"{chosen_by['val_score']:.1%} with the rule '{chosen_by['val_scoring']}' on {chosen_by['val_n']} "
+      "validate-split images)")
 
 features, seconds = {}, {}
 for model_name, model in models.items():

@@ -136,8 +136,9 @@ torch.manual_seed(cfg.train.seed)
 models["untrained"] = build_model(cfg.model, tokenizer).eval()
 models = {name: model.to(device) for name, model in models.items()}
 display(pd.DataFrame({name: {"run": str(model_folder(ABLATIONS[name]) if name in ABLATIONS else run_dir),
-                             "epoch": record.get("epoch"), "validation zero-shot accuracy": record.get("val_accuracy"),
-                             "validation majority": record.get("val_majority"),
+                             "epoch": record.get("epoch"),
+                             "validation zero-shot balanced accuracy": record.get("val_score"),
+                             "rule": record.get("val_scoring"),
                              "logit scale s": models[name].logit_scale.item()}
                       for name, record in chosen_by.items()}).T)
 state = {name: model.state_dict() for name, model in models.items()}

@@ -188,6 +188,10 @@ def show(part, title):
 
 # %% [markdown]
 # ### Table 2: zero-shot classification
+#
+# The book's values are chapter 5's headline: the scoring rule chosen on the pretraining corpus's validate
+# split (chapter 4), which need not be the paper's (global embedding, max over prompts); chapter 5's table of
+# scoring variants has every rule's numbers, the paper's among them.
 
 # %%
 show(board[board["task"] == "zero-shot"], f"Table 2, {TABLES['Table 2']}")

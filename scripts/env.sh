@@ -20,9 +20,11 @@ WANTED="$(sha256sum "$ROOT/requirements.txt" | cut -d' ' -f1)"
 if [ "$(cat "$STAMP" 2>/dev/null)" != "$WANTED" ]; then
     echo "env.sh: installing requirements.txt into $VENV" >&2
     "$VENV/bin/python" -m pip install --quiet -r "$ROOT/requirements.txt"
-    # The kernel papermill starts (`python3`) is this environment's Python.
-    "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
     echo "$WANTED" > "$STAMP"
+fi
+# The kernel papermill starts (`python3`) must be this environment's Python, also after the folder moved.
+if ! grep -qF "\"$VENV/bin/python\"" "$VENV/share/jupyter/kernels/python3/kernel.json" 2>/dev/null; then
+    "$VENV/bin/python" -m ipykernel install --sys-prefix --name python3 --display-name "Python 3 (ipykernel)" >/dev/null
 fi
 
 # shellcheck disable=SC1091

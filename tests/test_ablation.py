@@ -132,16 +132,18 @@ def test_scores_have_the_contract_columns_and_are_kept_per_cell(grid, monkeypatc
     cfg, run_dir = grid
     cells = ab.grid_cells(cfg.ablation)
     run(cfg, run_dir, FakeTrain())
-    monkeypatch.setattr(training, "trained_model", lambda c, folder: (c.loss.name, {"val_accuracy": c.train.seed / 10}))
+    rules = ["global, max", "filip, mean"]
+    monkeypatch.setattr(training, "trained_model", lambda c, folder: (c.loss.name, {
+        "val_score": c.train.seed / 10, "val_scoring": rules[c.train.seed % 2]}))
     calls = []
 
-    def score_fn(model):
-        calls.append(model)
+    def score_fn(model, record):
+        calls.append((model, record["val_scoring"]))
         return pd.DataFrame([{"task": "chexpert_5x200", "metric": "accuracy", "value": 0.25}])
 
     scores = ab.score_grid(cfg, run_dir, cells, score_fn, progress=False)
     assert list(scores.columns) == SCORE_COLUMNS
-    assert len(scores) == 2 * len(cells) and calls == [c.loss for c in cells]
+    assert len(scores) == 2 * len(cells) and calls == [(c.loss, rules[c.seed % 2]) for c in cells]  # each cell's rule
     validation = scores[scores.task == "validation"].set_index(["variant", "seed"]).value
     assert validation[("egma_gaze0", 1)] == pytest.approx(0.1) and validation[("clip", 0)] == 0.0
     assert set(scores.variant) == {"clip", "egma", "egma_gaze0"}

@@ -18,14 +18,16 @@ import numpy as np
 import pytest
 import torch
 
-from egma.checkpoint import CheckpointError, latest_checkpoint, load_best
+from egma.checkpoint import CheckpointError, latest_checkpoint, load_best, save_best
 from egma.config import get_preset
 from egma.data import EpochBatches, GazeSubset, batches_per_epoch, gaze_subset
 from egma.datasets import read_mimic_eye
 from egma.gaze.cache import GazeCacheMismatch
 from egma.phantom.generate import ensure_phantom
 from egma.model import build_model
-from egma.train import after_init, apply_overrides, init_stage, pretrain, train, warmup_cosine
+from egma.evaluation.zero_shot import SCORINGS
+from egma.train import (TRAIN_FOLDER, Progress, after_init, apply_overrides, init_stage, pretrain, train, trained_model,
+                        warmup_cosine)
 
 REPO = Path(__file__).resolve().parents[1]
 CI_ROOT = REPO / "data" / "phantom" / "ci"
@@ -123,7 +125,11 @@ def test_run_writes_its_record(uninterrupted):
     folder = uninterrupted / "pretrain"
     records = [json.loads(line) for line in (folder / "metrics.jsonl").read_text().splitlines()]
     epochs = [r for r in records if r["kind"] == "epoch"]
-    assert [r["epoch"] for r in epochs] == [0, 1] and all(0 <= r["val_accuracy"] <= 1 for r in epochs)
+    assert [r["epoch"] for r in epochs] == [0, 1]
+    for r in epochs:   # the score is the best rule's balanced accuracy, and that rule is named
+        assert set(r["val_by_scoring"]) == set(SCORINGS) and 0 <= r["val_score"] <= 1
+        assert r["val_score"] == max(v["balanced_accuracy"] for v in r["val_by_scoring"].values())
+        assert r["val_by_scoring"][r["val_scoring"]] == {"accuracy": r["val_accuracy"], "balanced_accuracy": r["val_score"]}
     steps = step_records(uninterrupted)
     assert all(np.isfinite(r["loss_total"]) and r["images_per_s"] > 0 for r in steps)
     # warm-up then cosine decay: the lr rises to its peak, then falls
@@ -132,7 +138,8 @@ def test_run_writes_its_record(uninterrupted):
     subset = json.loads((folder / "gaze_subset.json").read_text())
     assert len(subset["study_ids"]) == round(0.5 * subset["n_with_gaze"])
     best = torch.load(folder / "best" / "model.pt", weights_only=False)
-    assert best["metrics"]["val_accuracy"] == max(r["val_accuracy"] for r in epochs)
+    assert best["metrics"]["val_score"] == max(r["val_score"] for r in epochs)
+    assert best["metrics"]["epoch"] == min(r["epoch"] for r in epochs if r["val_score"] == best["metrics"]["val_score"])
     assert json.loads((folder / "config.json").read_text())["train"]["batch_size"] == 4
 
 
@@ -274,3 +281,16 @@ def test_init_stage_trains_medclip_without_gaze_then_the_loss_continues_from_its
     assert (tmp_path / "init" / "pretrain" / "metrics.jsonl").read_bytes() == init_metrics
     with pytest.raises(FileExistsError):
         pretrain(cfg, data_root, tmp_path, workers=0, progress_bar=False)
+
+
+def test_a_checkpoint_from_before_the_score_rename_still_resumes():
+    old = {"epoch": 2, "batch": 0, "step": 40, "best_accuracy": 0.35, "best_epoch": 1}
+    assert Progress.from_state(old) == Progress(epoch=2, batch=0, step=40, best_score=0.35, best_epoch=1)
+    assert Progress.from_state(vars(Progress(step=3))) == Progress(step=3)
+
+
+def test_a_model_chosen_by_the_earlier_criterion_is_refused_by_name(tmp_path):
+    folder = tmp_path / TRAIN_FOLDER
+    save_best(folder, {}, {"epoch": 1, "val_accuracy": 0.4, "val_n": 93})
+    with pytest.raises(CheckpointError, match=r"model\.pt was chosen by the earlier criterion"):
+        trained_model(get_preset("ci"), tmp_path)

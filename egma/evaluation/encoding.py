@@ -26,6 +26,11 @@ class ImageFeatures:
     def __len__(self) -> int:
         return len(self.global_emb)
 
+    def rows(self, index: slice) -> "ImageFeatures":
+        """The features of a slice of the images."""
+        return ImageFeatures(self.patches[index], self.global_emb[index],
+                             None if self.backbone is None else self.backbone[index])
+
 
 def _batches(items: Sequence, batch_size: int):
     if batch_size < 1:

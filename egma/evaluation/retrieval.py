@@ -20,7 +20,7 @@ from egma.datasets.downstream import DownstreamSet
 from egma.evaluation.bootstrap import bootstrap_ci, estimate_record, majority_class, random_baseline
 from egma.evaluation.encoding import ImageFeatures, encode_image_files, encode_texts
 from egma.evaluation.metrics import precision_at_k, relevance
-from egma.evaluation.zero_shot import filip_prompt_scores, flatten_prompts, global_prompt_scores, zero_shot_targets
+from egma.evaluation.zero_shot import flatten_prompts, prompt_similarity, zero_shot_targets
 from egma.model import EGMAModel, build_tokenizer
 
 DIRECTIONS = ("image_to_text", "text_to_image")
@@ -85,12 +85,7 @@ def evaluate_retrieval(model: EGMAModel, dataset: DownstreamSet, queries: Mappin
         features = encode_image_files(model, dataset.paths, device, batch_size, progress=progress)
     tokenizer = tokenizer if tokenizer is not None else build_tokenizer(model.cfg)
     query_emb = encode_texts(model, tokenizer, texts, device)
-    if scoring == "global":
-        similarity = global_prompt_scores(features.global_emb, query_emb).numpy()
-    elif scoring == "filip":
-        similarity = filip_prompt_scores(features.patches, query_emb, filip_direction).numpy()
-    else:
-        raise ValueError(f"scoring must be 'global' or 'filip', got {scoring!r}")
+    similarity = prompt_similarity(features, query_emb, scoring, filip_direction).numpy()
     table = retrieval_table(similarity, image_class, query_class, ks, np.random.default_rng(seed), n_resamples,
                             n_draws, ties)
     return RetrievalResult(similarity, image_class, query_class, class_names, table)

@@ -26,6 +26,9 @@ from egma.losses import filip_scores
 from egma.model import EGMAModel, build_tokenizer
 
 FILIP_CHUNK = 256   # images per FILIP call: (chunk, prompts, patches) similarities stay small
+# The scoring rules by name: (similarity, aggregate over a class's prompts). The paper's rule comes first.
+SCORINGS = {"global, max": ("global", "max"), "global, mean": ("global", "mean"),
+            "filip, max": ("filip", "max"), "filip, mean": ("filip", "mean")}
 
 
 def flatten_prompts(prompts: Mapping[str, Sequence[str]]) -> tuple[list[str], np.ndarray, tuple[str, ...]]:
@@ -118,15 +121,20 @@ class ZeroShotResult:
     confusion: pd.DataFrame     # rows true, columns predicted
 
 
+def prompt_similarity(features: ImageFeatures, prompt_emb: torch.Tensor, scoring: str = "global",
+                      filip_direction: str = "mean") -> torch.Tensor:
+    """(N, P) "global" or "filip" scores of encoded images against encoded prompts."""
+    if scoring == "global":
+        return global_prompt_scores(features.global_emb, prompt_emb)
+    if scoring == "filip":
+        return filip_prompt_scores(features.patches, prompt_emb, filip_direction)
+    raise ValueError(f"scoring must be 'global' or 'filip', got {scoring!r}")
+
+
 def prompt_class_scores(features: ImageFeatures, prompt_emb: torch.Tensor, prompt_class, n_classes: int,
                         scoring: str = "global", aggregate: str = "max", filip_direction: str = "mean") -> np.ndarray:
     """(N, C) class scores of encoded images against encoded prompts."""
-    if scoring == "global":
-        per_prompt = global_prompt_scores(features.global_emb, prompt_emb)
-    elif scoring == "filip":
-        per_prompt = filip_prompt_scores(features.patches, prompt_emb, filip_direction)
-    else:
-        raise ValueError(f"scoring must be 'global' or 'filip', got {scoring!r}")
+    per_prompt = prompt_similarity(features, prompt_emb, scoring, filip_direction)
     return aggregate_by_class(per_prompt.numpy(), prompt_class, n_classes, aggregate)
 
 
