@@ -45,6 +45,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import plotly.express as px
 import plotly.graph_objects as go
 from IPython.display import display
 from plotly.subplots import make_subplots
@@ -141,17 +142,19 @@ val_curves = pd.concat([pd.DataFrame([{"stage": stage, "epoch": r["epoch"], "rul
                                       for rule, scores in r["val_by_scoring"].items()])
                         for stage, stage_folder in stages.items()], ignore_index=True)
 fig = make_subplots(rows=1, cols=len(stages), subplot_titles=list(stages), shared_yaxes=True)
+rule_colour = dict(zip(val_curves["rule"].unique(), px.colors.qualitative.Plotly))  # one colour per rule in every panel
 for col, stage in enumerate(stages, start=1):
     for rule, curve in val_curves[val_curves.stage == stage].groupby("rule", sort=False):
         fig.add_trace(go.Scatter(x=curve["epoch"], y=curve["balanced_accuracy"], mode="lines+markers", name=rule,
-                                 legendgroup=rule, showlegend=col == 1, customdata=curve["accuracy"],
+                                 line_color=rule_colour[rule], legendgroup=rule, showlegend=col == 1,
+                                 customdata=curve["accuracy"],
                                  hovertemplate=f"{rule}, epoch %{{x}}: balanced %{{y:.3f}}, "
                                                "accuracy %{customdata:.3f}<extra></extra>"), 1, col)
     fig.add_hline(y=0.2, line_dash="dash", annotation_text="chance / one class 20 %", row=1, col=col)
 fig.update_xaxes(title_text="epoch", dtick=1)
 fig.update_layout(title=f"zero-shot 5-class balanced accuracy on the validate split (n = {int(epochs['val_n'].iloc[0])})",
-                  yaxis_title="balanced accuracy", yaxis_range=[0, 1], height=360,
-                  margin=dict(l=10, r=10, t=60, b=40)).show()
+                  yaxis_title="balanced accuracy", yaxis_range=[0, 1], height=380,
+                  margin=dict(l=10, r=10, t=90, b=40)).show()
 best = epochs.set_index("epoch").loc[result.best_epoch]
 print(f"best epoch {result.best_epoch}: validation balanced accuracy {result.best_score:.1%} with the rule "
       f"'{best['val_scoring']}' (accuracy {best['val_accuracy']:.1%}; always answering the largest class: "
