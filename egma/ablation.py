@@ -163,7 +163,9 @@ def run_grid(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, cells: 
     return pd.DataFrame(rows)
 
 
-CELL_SCORES = "scores.csv"
+# A cell's saved scores. Before the validate split chose each model's scoring rule they were "scores.csv" (scored
+# with global, max); the new name keeps those from being read back as current.
+CELL_SCORES = "rule_scores.csv"
 
 
 def score_grid(cfg: Preset, run_dir: str | Path, cells: Sequence[Cell], score_fn: Callable, *, rescore: bool = False,
