@@ -92,6 +92,19 @@ SIIM_GRAMMAR: dict[str, Grammar] = {
     },
 }
 
+# One affirmed and one negated statement per finding of the downstream sets (ours, in the reports' style):
+# how far apart a text tower puts a finding and its absence (chapter 5).
+FINDING_STATEMENT_PAIRS: dict[str, tuple[str, str]] = {
+    "Pneumothorax": ("There is a right apical pneumothorax.", "There is no pneumothorax."),
+    "Pneumonia": ("There is a right lower lobe pneumonia.", "There is no pneumonia."),
+    "Pleural Effusion": ("There is a small left pleural effusion.", "There is no pleural effusion."),
+    "Cardiomegaly": ("The heart is enlarged.", "The heart is not enlarged."),
+    "Edema": ("There is mild pulmonary edema.", "There is no pulmonary edema."),
+    "Atelectasis": ("There is bibasilar atelectasis.", "There is no atelectasis."),
+    "Consolidation": ("There is a focal consolidation.", "There is no focal consolidation."),
+    "Fracture": ("There is a right rib fracture.", "There is no rib fracture."),
+}
+
 CHEXPERT_8X200_QUERIES: dict[str, list[str]] = {
     "No Finding": [
         "The lungs are clear.", "No abnormalities are present.", "The chest is normal.",
@@ -173,3 +186,8 @@ def siim_prompts(max_per_class: int | None = None, seed: int = 0) -> dict[str, l
 def chexpert_8x200_queries() -> dict[str, list[str]]:
     """The eight retrieval classes' five expert queries each, verbatim."""
     return {c: list(q) for c, q in CHEXPERT_8X200_QUERIES.items()}
+
+
+def finding_statement_pairs() -> dict[str, tuple[str, str]]:
+    """{finding: (affirmed statement, negated statement)}."""
+    return dict(FINDING_STATEMENT_PAIRS)

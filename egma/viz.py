@@ -333,9 +333,10 @@ def _facets(table, facet: str | None) -> list:
     return list(dict.fromkeys(table[facet])) if facet else [None]
 
 
-def confusion_figure(confusions: dict, title: str = "", height: int = 380) -> go.Figure:
+def confusion_figure(confusions: dict, title: str = "", height: int = 380, y_title: str = "true",
+                     x_title: str = "predicted", text_format: str = "%{text}") -> go.Figure:
     """Confusion matrices side by side (title -> DataFrame, rows true, columns predicted): colour = share
-    of the true class's items (row-normalised), text = counts."""
+    of the true class's items (row-normalised), text = counts (`text_format`: plotly's, e.g. "%{text:.1f}")."""
     names = list(confusions)
     fig = make_subplots(rows=1, cols=len(names), subplot_titles=names, horizontal_spacing=0.12)
     for i, name in enumerate(names, start=1):
@@ -344,12 +345,13 @@ def confusion_figure(confusions: dict, title: str = "", height: int = 380) -> go
         share = rows / np.maximum(rows.sum(axis=1, keepdims=True), 1)
         fig.add_trace(go.Heatmap(z=share, x=list(counts.columns), y=list(counts.index), zmin=0, zmax=1,
                                  colorscale="Blues", showscale=i == len(names), text=counts.to_numpy(),
-                                 texttemplate="%{text}", colorbar=dict(title="share", thickness=10),
-                                 hovertemplate="true %{y}, predicted %{x}: %{text} (%{z:.0%})<extra></extra>"),
+                                 texttemplate=text_format, colorbar=dict(title="share", thickness=10),
+                                 hovertemplate=f"{y_title} %{{y}}, {x_title} %{{x}}: {text_format} (%{{z:.0%}})"
+                                               "<extra></extra>"),
                       row=1, col=i)
         fig.update_yaxes(autorange="reversed", showticklabels=i == 1, row=1, col=i)
-        fig.update_xaxes(title_text="predicted", tickangle=30, row=1, col=i)
-    fig.update_yaxes(title_text="true", row=1, col=1)
+        fig.update_xaxes(title_text=x_title, tickangle=30, row=1, col=i)
+    fig.update_yaxes(title_text=y_title, row=1, col=1)
     fig.update_annotations(font_size=12)
     fig.update_layout(title=title, height=height, margin=dict(l=10, r=10, t=60, b=40))
     return fig

@@ -105,3 +105,15 @@ def test_retrieval_directions_follow_the_protocol():
     t2i = m.precision_at_k(sim.T, m.relevance(query_class, image_class), 2)
     assert i2t.tolist() == [1, 0, 1]
     assert t2i.tolist() == pytest.approx([1 / 2, 1 / 2])    # query 0 ranks images 0, 2; query 1 ranks 1, 2
+
+
+def test_top_k_weights_share_the_free_places_among_ties():
+    similarity = np.array([[0.9, 0.5, 0.5, 0.5, 0.1],
+                           [0.1, 0.2, 0.3, 0.4, 0.5]])
+    weights = m.top_k_weights(similarity, 2)
+    assert weights[0].tolist() == pytest.approx([1, 1 / 3, 1 / 3, 1 / 3, 0])   # one free place, three tied
+    assert weights[1].tolist() == pytest.approx([0, 0, 0, 1, 1])
+    rng = np.random.default_rng(0)
+    random_rows = rng.integers(0, 4, (50, 30)).astype(float)   # many ties
+    for k in (1, 7, 30):
+        assert np.allclose(m.top_k_weights(random_rows, k).sum(axis=1), k)

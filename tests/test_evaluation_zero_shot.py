@@ -8,9 +8,9 @@ from egma.batch import load_model_image
 from egma.config import get_preset
 from egma.datasets.downstream import DownstreamSet
 from egma.evaluation import zero_shot as zs
-from egma.evaluation.encoding import encode_image_files
+from egma.evaluation.encoding import encode_image_files, encode_texts, paired_cosine
 from egma.model import build_model, build_tokenizer
-from egma.prompts import chexpert_5x200_prompts
+from egma.prompts import chexpert_5x200_prompts, finding_statement_pairs
 from fake_encoder import FakeModel, FakeTokenizer, multiclass_set, write_images
 
 CLASSES = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
@@ -101,3 +101,16 @@ def test_ci_model_runs_end_to_end_and_encoding_is_batch_invariant(tmp_path, ci_m
     assert result.scores.shape == (10, 5) and np.isfinite(result.scores).all()
     assert set(result.metrics.metric) == set(zs.SCORE_METRICS) and len(result.metrics) == 12
     assert not model.training
+
+
+def test_paired_cosine_is_the_dot_product_of_each_pair(ci_model):
+    model, tokenizer = ci_model
+    pairs = list(finding_statement_pairs().values()) + [("The heart is enlarged.", "The heart is enlarged.")]
+    got = paired_cosine(model, tokenizer, pairs, "cpu")
+    for (a, b), value in zip(pairs, got.tolist()):
+        emb = encode_texts(model, tokenizer, [a, b], "cpu")
+        assert value == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
+    assert got[-1].item() == pytest.approx(1.0, abs=1e-5)
+    assert (got[:-1] < 1 - 1e-4).all()      # different sentences, different vectors
+    swapped = paired_cosine(model, tokenizer, [(b, a) for a, b in pairs], "cpu")
+    assert torch.allclose(got, swapped, atol=1e-5)

@@ -92,3 +92,10 @@ def encode_texts(model: EGMAModel, tokenizer: PreTrainedTokenizerBase, texts: Se
         out.append(model.encode_sentences(tokens["input_ids"].to(device),
                                           tokens["attention_mask"].to(device)).float().cpu())
     return torch.cat(out)
+
+
+def paired_cosine(model: EGMAModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]],
+                  device: torch.device | str) -> torch.Tensor:
+    """(P,) cosine similarity of each pair of sentences in the model's joint embedding space."""
+    first, second = zip(*pairs)
+    return (encode_texts(model, tokenizer, first, device) * encode_texts(model, tokenizer, second, device)).sum(dim=1)

@@ -115,11 +115,17 @@ def precision_at_k(similarity, relevant, k: int, ties: str = "expected") -> np.n
         return np.take_along_axis(relevant, top, axis=-1).mean(axis=-1)
     if ties != "expected":
         raise ValueError(f"ties must be 'expected' or 'index', got {ties!r}")
-    kth = -np.partition(-similarity, k - 1, axis=-1)[..., k - 1:k]   # the k-th largest value per query
+    return (top_k_weights(similarity, k) * relevant).sum(axis=-1) / k
+
+
+def top_k_weights(similarity, k: int) -> np.ndarray:
+    """(Q, I) -> (Q, I): each item's chance of being among its row's k most similar when ties are ordered at
+    random (1 above the k-th value, 0 below it, the free places shared evenly among items tied with it)."""
+    similarity = np.asarray(similarity, dtype=float)
+    kth = -np.partition(-similarity, k - 1, axis=-1)[..., k - 1:k]   # the k-th largest value per row
     above, tied = similarity > kth, similarity == kth
-    n_above = above.sum(axis=-1)
-    relevant_tied_share = (relevant & tied).sum(axis=-1) / tied.sum(axis=-1)
-    return ((relevant & above).sum(axis=-1) + (k - n_above) * relevant_tied_share) / k
+    free = k - above.sum(axis=-1, keepdims=True)
+    return above + tied * (free / tied.sum(axis=-1, keepdims=True))
 
 
 # ---------------------------------------------------------------- metrics of class scores

@@ -19,7 +19,7 @@ import torch
 from egma.datasets.downstream import DownstreamSet
 from egma.evaluation.bootstrap import bootstrap_ci, estimate_record, majority_class, random_baseline
 from egma.evaluation.encoding import ImageFeatures, encode_image_files, encode_texts
-from egma.evaluation.metrics import precision_at_k, relevance
+from egma.evaluation.metrics import precision_at_k, relevance, top_k_weights
 from egma.evaluation.zero_shot import flatten_prompts, prompt_similarity, zero_shot_targets
 from egma.model import EGMAModel, build_tokenizer
 
@@ -89,3 +89,16 @@ def evaluate_retrieval(model: EGMAModel, dataset: DownstreamSet, queries: Mappin
     table = retrieval_table(similarity, image_class, query_class, ks, np.random.default_rng(seed), n_resamples,
                             n_draws, ties)
     return RetrievalResult(similarity, image_class, query_class, class_names, table)
+
+
+def top_k_class_shares(similarity, item_class, row_class, n_classes: int, k: int) -> np.ndarray:
+    """Which classes fill the top k: (row classes, item classes), row c = the share of the k best places of
+    class c's rows taken by each item class (ties shared as in Precision@K). Its diagonal is the rows' mean
+    Precision@K; a column that is large in every row is a hub that most rows retrieve whatever they ask.
+
+    Text->image: `similarity` (queries, images), `item_class` the images' classes, `row_class` the queries'.
+    """
+    item_class, row_class = np.asarray(item_class), np.asarray(row_class)
+    placed = top_k_weights(similarity, k) @ np.eye(n_classes)[item_class]   # (rows, classes), each row sums to k
+    per_class = np.eye(n_classes)[row_class].T @ placed
+    return per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1e-12)
