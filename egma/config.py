@@ -112,7 +112,6 @@ class TrainConfig:
     lr: float = 1e-4
     weight_decay: float = 1e-4
     warmup_fraction: float = 0.1     # linear warm-up over this share of the optimiser steps, then cosine to 0
-    text_lr_scale: float = 1.0       # the text transformer's lr = lr x this (its trainable layers, if any)
     grad_clip: float = 1.0           # max global grad norm (0: no clipping)
     grad_accum: int = 1
     augment: bool = True             # photometric augmentation of training images (egma.augment)

@@ -124,16 +124,13 @@ def warmup_cosine(total_steps: int, warmup_fraction: float):
     return factor
 
 
-def parameter_groups(model: torch.nn.Module, weight_decay: float, lr: float, text_lr_scale: float = 1.0) -> list[dict]:
-    """Weight decay on matrices only (biases, norms and the logit scale are left alone); the text transformer's
-    learning rate is lr x text_lr_scale (a pretrained tower is fine-tuned more gently than one trained afresh)."""
-    text = {id(p) for p in model.text.bert.parameters()}
-    groups: dict[tuple[bool, bool], list] = {}
+def parameter_groups(model: torch.nn.Module, weight_decay: float) -> list[dict]:
+    """Weight decay on matrices only: biases, norms and the logit scale are left alone."""
+    decay, no_decay = [], []
     for param in model.parameters():
         if param.requires_grad:
-            groups.setdefault((id(param) in text, param.ndim >= 2), []).append(param)
-    return [{"params": params, "weight_decay": weight_decay if matrix else 0.0, "lr": lr * text_lr_scale if in_text else lr}
-            for (in_text, matrix), params in sorted(groups.items())]
+            (decay if param.ndim >= 2 else no_decay).append(param)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
 
 
 def config_record(cfg: Preset) -> dict:
@@ -302,7 +299,7 @@ def train(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resume: bo
     set_seed(tc.seed)
     tokenizer = build_tokenizer(cfg.model)
     model = build_model(cfg.model, tokenizer)
-    optimizer = torch.optim.AdamW(parameter_groups(model, tc.weight_decay, tc.lr, tc.text_lr_scale), lr=tc.lr)
+    optimizer = torch.optim.AdamW(parameter_groups(model, tc.weight_decay), lr=tc.lr)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, warmup_cosine(total_steps, tc.warmup_fraction))
     progress = Progress()
     if state is not None:

@@ -3,7 +3,6 @@ and the pieces (batch order, schedule, gaze subset) the loop is built from.
 
 Runs use a tiny MIMIC-Eye tree: a few patient folders copied from the ci phantom.
 """
-import dataclasses
 import hashlib
 import json
 import os
@@ -25,10 +24,10 @@ from egma.data import EpochBatches, GazeSubset, batches_per_epoch, gaze_subset
 from egma.datasets import read_mimic_eye
 from egma.gaze.cache import GazeCacheMismatch
 from egma.phantom.generate import ensure_phantom
-from egma.model import build_model, build_tokenizer
+from egma.model import build_model
 from egma.evaluation.zero_shot import SCORINGS
-from egma.train import (TRAIN_FOLDER, Progress, after_init, apply_overrides, init_stage, parameter_groups, pretrain, train,
-                        trained_model, warmup_cosine)
+from egma.train import (TRAIN_FOLDER, Progress, after_init, apply_overrides, init_stage, pretrain, train, trained_model,
+                        warmup_cosine)
 
 REPO = Path(__file__).resolve().parents[1]
 CI_ROOT = REPO / "data" / "phantom" / "ci"
@@ -295,19 +294,3 @@ def test_a_model_chosen_by_the_earlier_criterion_is_refused_by_name(tmp_path):
     save_best(folder, {}, {"epoch": 1, "val_accuracy": 0.4, "val_n": 93})
     with pytest.raises(CheckpointError, match=r"model\.pt was chosen by the earlier criterion"):
         trained_model(get_preset("ci"), tmp_path)
-
-
-def test_parameter_groups_give_the_text_layers_their_own_rate_and_decay_only_matrices():
-    cfg = get_preset("ci").model
-    model = build_model(dataclasses.replace(cfg, text_trainable_layers=1), build_tokenizer(cfg))
-    groups = parameter_groups(model, weight_decay=0.1, lr=1e-3, text_lr_scale=0.05)
-    grouped = [id(p) for g in groups for p in g["params"]]
-    trainable = [id(p) for p in model.parameters() if p.requires_grad]
-    assert sorted(grouped) == sorted(trainable) and len(grouped) == len(set(grouped))
-    text = {id(p) for p in model.text.parameters()}
-    assert any(i in text for i in grouped)   # the top text layer trains
-    for g in groups:
-        in_text = {id(p) in text for p in g["params"]}
-        assert len(in_text) == 1
-        assert g["lr"] == pytest.approx(5e-5 if in_text.pop() else 1e-3)
-        assert all((p.ndim >= 2) == (g["weight_decay"] == 0.1) for p in g["params"])
