@@ -135,12 +135,10 @@ class SentenceEncoder(nn.Module):
             rows = torch.tensor(list(unseen.values()), device=input_ids.device)
             fresh = dict(zip(unseen, self._frozen_part(input_ids[rows], attention_mask[rows])))
             self.memo.update(itertools.islice(fresh.items(), max(self.memo_size - len(self.memo), 0)))
+        entries = [fresh[key] if key in fresh else self.memo[key] for key in keys]
         if not self.trainable_layers:
-            return torch.stack([fresh[key] if key in fresh else self.memo[key] for key in keys]).to(input_ids.device)
-        distinct = list(dict.fromkeys(keys))   # a batch repeats sentences: the top layers run once for each
-        rows = torch.tensor([distinct.index(key) for key in keys], device=input_ids.device)
-        return self._top_layers([fresh[key] if key in fresh else self.memo[key] for key in distinct],
-                                input_ids.device)[rows]
+            return torch.stack(entries).to(input_ids.device)
+        return self._top_layers(entries, input_ids.device)
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in self.bert.parameters())):
