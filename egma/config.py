@@ -77,8 +77,6 @@ class ModelConfig:
     pretrained_text: bool = True     # False: a randomly initialised BERT of the text_* shape
     freeze_text: bool = False        # keep the text transformer fixed (in eval mode): the CPU presets train only
                                      # the image tower and both projections against a pretrained sentence space
-    text_trainable_layers: int = 0   # with freeze_text: the top k layers still train (the rest stay frozen, and
-                                     # what they give each sentence is remembered: SentenceEncoder)
     text_layers: int = 12            # shape of a random BERT (and of the offline fallback)
     text_hidden: int = 768
     text_heads: int = 12

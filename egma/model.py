@@ -102,27 +102,21 @@ class SentenceEncoder(nn.Module):
     A frozen tower (no trainable parameter, eval mode) gives every sentence the same vector each time, so the
     vectors of up to `memo_size` distinct sentences (keyed by their token ids) are remembered and only unseen
     sentences go through the transformer: a report corpus repeats its sentences (the phantom's 18,213 sentences
-    are 1,718 distinct ones). With `trainable_layers` = t > 0 only the top t layers train: what the frozen
-    layers give a sentence (its token states entering layer L - t + 1, and its pooled frozen layers) is
-    remembered instead, and the top t layers run on every call (in eval mode, like the rest of the tower).
-    Loading weights empties the memo.
+    are 1,718 distinct ones). Loading weights empties the memo.
     """
 
-    def __init__(self, bert: nn.Module, pool_layers: int, memo_size: int = 0, trainable_layers: int = 0):
+    def __init__(self, bert: nn.Module, pool_layers: int, memo_size: int = 0):
         super().__init__()
         self.bert = bert
-        self.n_layers = bert.config.num_hidden_layers
-        self.pool_layers = min(pool_layers, self.n_layers)  # a 2-layer CI BERT pools both
-        self.trainable_layers = min(trainable_layers, self.n_layers)
+        self.pool_layers = min(pool_layers, bert.config.num_hidden_layers)  # a 2-layer CI BERT pools both
         self.width = bert.config.hidden_size
         self.memo_size = memo_size
-        self.memo: dict[tuple[int, ...], torch.Tensor | tuple[torch.Tensor, torch.Tensor]] = {}
+        self.memo: dict[tuple[int, ...], torch.Tensor] = {}
         self.register_load_state_dict_post_hook(_forget_sentences)
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-        lower = self.bert.encoder.layer[:self.n_layers - self.trainable_layers]
-        lower_frozen = not any(p.requires_grad for p in [*self.bert.embeddings.parameters(), *lower.parameters()])
-        if self.training or not lower_frozen or self.memo_size <= 0:
+        frozen = not self.training and not any(p.requires_grad for p in self.bert.parameters())
+        if not frozen or self.memo_size <= 0:
             return self._encode(input_ids, attention_mask)
         keys = [tuple(i for i, real in zip(ids, mask) if real)
                 for ids, mask in zip(input_ids.tolist(), attention_mask.tolist())]
@@ -130,53 +124,19 @@ class SentenceEncoder(nn.Module):
         for k, key in enumerate(keys):
             if key not in self.memo:
                 unseen.setdefault(key, k)
-        fresh: dict = {}
+        fresh: dict[tuple[int, ...], torch.Tensor] = {}
         if unseen:
             rows = torch.tensor(list(unseen.values()), device=input_ids.device)
-            fresh = dict(zip(unseen, self._frozen_part(input_ids[rows], attention_mask[rows])))
+            fresh = dict(zip(unseen, self._encode(input_ids[rows], attention_mask[rows]).float()))
             self.memo.update(itertools.islice(fresh.items(), max(self.memo_size - len(self.memo), 0)))
-        entries = [fresh[key] if key in fresh else self.memo[key] for key in keys]
-        if not self.trainable_layers:
-            return torch.stack(entries).to(input_ids.device)
-        return self._top_layers(entries, input_ids.device)
+        return torch.stack([fresh[key] if key in fresh else self.memo[key] for key in keys]).to(input_ids.device)
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         with torch.set_grad_enabled(torch.is_grad_enabled() and any(p.requires_grad for p in self.bert.parameters())):
             hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
-        return torch.stack([_token_mean(h, attention_mask) for h in hidden[-self.pool_layers:]]).mean(dim=0)
-
-    @torch.no_grad()
-    def _frozen_part(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> list:
-        """Per sentence: its pooled vector (no trainable layer), or (its real tokens' states entering the first
-        trainable layer, the sum of its pooled frozen layers that the pooling includes)."""
-        hidden = self.bert(input_ids=input_ids, attention_mask=attention_mask, output_hidden_states=True).hidden_states
-        first_trainable = self.n_layers - self.trainable_layers + 1    # hidden[i] is layer i's output
-        pooled = [_token_mean(h, attention_mask).float()
-                  for h in hidden[self.n_layers - self.pool_layers + 1:first_trainable]]
-        if not self.trainable_layers:
-            return list(torch.stack(pooled).mean(dim=0))
-        frozen_sum = torch.stack(pooled).sum(dim=0) if pooled else hidden[0].new_zeros(len(input_ids), self.width)
-        real = attention_mask.bool()
-        return [(hidden[first_trainable - 1][i, real[i]].float(), frozen_sum[i].float()) for i in range(len(input_ids))]
-
-    def _top_layers(self, entries: list[tuple[torch.Tensor, torch.Tensor]], device: torch.device) -> torch.Tensor:
-        states = nn.utils.rnn.pad_sequence([state for state, _ in entries], batch_first=True).to(device)
-        lengths = torch.tensor([len(state) for state, _ in entries], device=device)
-        mask = torch.arange(states.shape[1], device=device)[None] < lengths[:, None]
-        additive = (~mask)[:, None, None, :].to(states.dtype) * torch.finfo(states.dtype).min
-        pooled = torch.stack([frozen for _, frozen in entries]).to(device)
-        for index in range(self.n_layers - self.trainable_layers + 1, self.n_layers + 1):
-            out = self.bert.encoder.layer[index - 1](states, attention_mask=additive)
-            states = out[0] if isinstance(out, tuple) else out
-            if index > self.n_layers - self.pool_layers:
-                pooled = pooled + _token_mean(states, mask)
-        return pooled / self.pool_layers
-
-
-def _token_mean(hidden: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
-    """(N, T, H) -> (N, H): the mean over each row's real tokens."""
-    mask = attention_mask[..., None].to(hidden.dtype)
-    return (hidden * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
+        layers = torch.stack(hidden[-self.pool_layers:]).mean(dim=0)
+        mask = attention_mask[..., None].to(layers.dtype)
+        return (layers * mask).sum(dim=1) / mask.sum(dim=1).clamp_min(1)
 
 
 def _forget_sentences(encoder: SentenceEncoder, _incompatible_keys) -> None:
@@ -249,11 +209,9 @@ class EGMAModel(nn.Module):
         self.cfg = cfg
         self.image = ImageEncoder(cfg)
         bert, self.text_weights = _text_backbone(cfg, vocab_size=len(tokenizer))
-        self.text = SentenceEncoder(bert, cfg.text_pool_layers, cfg.text_memo_size,
-                                    cfg.text_trainable_layers if cfg.freeze_text else 0)
+        self.text = SentenceEncoder(bert, cfg.text_pool_layers, cfg.text_memo_size)
         if cfg.freeze_text:
             self.text.requires_grad_(False)
-            self.text.bert.encoder.layer[self.text.n_layers - self.text.trainable_layers:].requires_grad_(True)
         self.image_proj = nn.Linear(self.image.width, cfg.embed_dim, bias=False)
         self.text_proj = nn.Linear(self.text.width, cfg.embed_dim, bias=False)
         self.logit_scale_log = nn.Parameter(torch.tensor(math.log(1 / cfg.init_temperature)))
