@@ -394,10 +394,14 @@ print("trained above both baselines on:", ", ".join(f"{s} {m}" for s, m in above
 # Fourth, the CPU presets see 112-px images, at which most of the phantom's pneumothoraces (a thin rim of
 # pleural air, a few percent of the lung, as in SIIM's own masks) are hard to see at all: chapter 6 ends with
 # the benchmark that measures what a supervised model of the same size reaches on SIIM, at 112 px and at 224
-# px. The text side can fail the same finding from the other end: the CPU presets' frozen general-domain MiniLM
-# is not trained on negation, and where the table above puts a finding next to its absence, a corpus with
-# many times more "no pneumothorax" than "pneumothorax" sentences teaches the pneumothorax prompts to point
-# at normal chests. The paper fine-tunes a clinical BERT, which can learn the difference.
+# px. The text side can fail the same finding from the other end. Where the table above puts a finding next to
+# its absence, a prompt that names the finding is as close to the many reports that deny it as to the few that
+# assert it, so the pneumothorax prompts point at normal chests about as much as at pneumothoraces. Where the
+# trained column is above the untrained one, for the pairs and for two different findings alike, pretraining
+# has drawn the sentence embeddings into a narrower cone. Reports mostly deny findings, and a denial that
+# nearly every report shares does not tell one study from another, so the contrastive losses have little
+# reason to keep "no X" apart from "X". The same narrow cone lets a single class of images lead the queries
+# of most classes in the figure above.
 #
 # The results are written to `run_dir/evaluation/` for the reproduction scoreboard (chapter 9).
 
