@@ -65,7 +65,7 @@ from IPython.display import display
 
 from egma.config import get_preset
 from egma.datasets import read_chexpert_5x200, read_chexpert_8x200, read_rsna, read_siim
-from egma.evaluation.encoding import encode_image_files, encode_texts, paired_cosine
+from egma.evaluation.encoding import DIFFERENT_FINDINGS, encode_image_files, statement_similarities
 from egma.evaluation.report import (estimate_pivot, retrieval_differences, with_baselines,
                                     zero_shot_differences)
 from egma.evaluation.retrieval import evaluate_retrieval, top_k_class_shares
@@ -320,22 +320,13 @@ for m, shares in top_k_shares.items():
 # statements of two *different* findings.
 
 # %%
-statement_pairs = finding_statement_pairs()
-affirmed = [a for a, _ in statement_pairs.values()]
-scale_row = "two different findings (mean)"
-negation_table = {}
-for m, model in models.items():
-    emb = encode_texts(model, tokenizer, affirmed, device)
-    column = pd.Series(paired_cosine(model, tokenizer, list(statement_pairs.values()), device).numpy(),
-                       index=list(statement_pairs))
-    column[scale_row] = (emb @ emb.T)[~torch.eye(len(affirmed), dtype=torch.bool)].mean().item()
-    negation_table[m] = column
-negation_table = pd.DataFrame(negation_table)
+negation_table = pd.DataFrame({m: statement_similarities(model, tokenizer, finding_statement_pairs(), device)
+                               for m, model in models.items()})
 display(negation_table.style.format("{:.2f}").set_caption("cosine similarity of a finding and its absence"))
 for m in models:
-    closer = negation_table[m].drop(scale_row) > negation_table.loc[scale_row, m]
+    closer = negation_table[m].drop(DIFFERENT_FINDINGS) > negation_table.loc[DIFFERENT_FINDINGS, m]
     print(f"{m}: {int(closer.sum())} of {len(closer)} findings lie closer to their own absence than two different "
-          f"findings lie to each other (mean {negation_table.loc[scale_row, m]:.2f})")
+          f"findings lie to each other (mean {negation_table.loc[DIFFERENT_FINDINGS, m]:.2f})")
 
 # %% [markdown]
 # ## How long an evaluation takes

@@ -8,7 +8,8 @@ from egma.batch import load_model_image
 from egma.config import get_preset
 from egma.datasets.downstream import DownstreamSet
 from egma.evaluation import zero_shot as zs
-from egma.evaluation.encoding import encode_image_files, encode_texts, paired_cosine
+from egma.evaluation.encoding import (DIFFERENT_FINDINGS, encode_image_files, encode_texts, paired_cosine,
+                                      statement_similarities)
 from egma.model import build_model, build_tokenizer
 from egma.prompts import chexpert_5x200_prompts, finding_statement_pairs
 from fake_encoder import FakeModel, FakeTokenizer, multiclass_set, write_images
@@ -114,3 +115,16 @@ def test_paired_cosine_is_the_dot_product_of_each_pair(ci_model):
     assert (got[:-1] < 1 - 1e-4).all()      # different sentences, different vectors
     swapped = paired_cosine(model, tokenizer, [(b, a) for a, b in pairs], "cpu")
     assert torch.allclose(got, swapped, atol=1e-5)
+
+
+def test_statement_similarities_give_each_pair_and_the_mean_over_different_findings(ci_model):
+    model, tokenizer = ci_model
+    pairs = {"A": ("Heart is enlarged.", "Heart is not enlarged."), "B": ("Right effusion.", "No effusion."),
+             "C": ("Left pneumothorax.", "No pneumothorax.")}
+    table = statement_similarities(model, tokenizer, pairs, "cpu")
+    assert list(table.index) == ["A", "B", "C", DIFFERENT_FINDINGS]
+    assert table[["A", "B", "C"]].tolist() == pytest.approx(paired_cosine(model, tokenizer, list(pairs.values()),
+                                                                          "cpu").tolist(), abs=1e-6)
+    affirmed = encode_texts(model, tokenizer, [a for a, _ in pairs.values()], "cpu")
+    expected = float(affirmed[0] @ affirmed[1] + affirmed[0] @ affirmed[2] + affirmed[1] @ affirmed[2]) / 3
+    assert table[DIFFERENT_FINDINGS] == pytest.approx(expected, abs=1e-6)   # the diagonal (1s) is left out

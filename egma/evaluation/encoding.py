@@ -3,10 +3,11 @@ normalisation), texts tokenised one sentence each, in batches, under torch.no_gr
 in eval mode. The caller chooses the device; results come back on the CPU."""
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
 import torch
 from tqdm.auto import tqdm
 from transformers import PreTrainedTokenizerBase
@@ -99,3 +100,17 @@ def paired_cosine(model: EGMAModel, tokenizer: PreTrainedTokenizerBase, pairs: S
     """(P,) cosine similarity of each pair of sentences in the model's joint embedding space."""
     first, second = zip(*pairs)
     return (encode_texts(model, tokenizer, first, device) * encode_texts(model, tokenizer, second, device)).sum(dim=1)
+
+
+DIFFERENT_FINDINGS = "two different findings (mean)"
+
+
+def statement_similarities(model: EGMAModel, tokenizer: PreTrainedTokenizerBase,
+                           pairs: Mapping[str, tuple[str, str]], device: torch.device | str) -> pd.Series:
+    """How the text side places findings: per finding, the cosine of its (affirmed, negated) statements; and,
+    under DIFFERENT_FINDINGS, the mean cosine of the affirmed statements of two different findings (the scale:
+    a narrow cone of sentence embeddings puts everything close)."""
+    affirmed = encode_texts(model, tokenizer, [a for a, _ in pairs.values()], device)
+    between = (affirmed @ affirmed.T)[~torch.eye(len(affirmed), dtype=torch.bool)].mean().item()
+    values = paired_cosine(model, tokenizer, list(pairs.values()), device).tolist()
+    return pd.Series(values + [between], index=[*pairs, DIFFERENT_FINDINGS])
