@@ -389,10 +389,8 @@ print("trained above both baselines on:", ", ".join(f"{s} {m}" for s, m in above
 # its absence, a prompt that names the finding is as close to the many reports that deny it as to the few that
 # assert it, so the pneumothorax prompts point at normal chests about as much as at pneumothoraces. Where the
 # trained column is above the untrained one, for the pairs and for two different findings alike, pretraining
-# has drawn the sentence embeddings into a narrower cone. Reports mostly deny findings, and a denial that
-# nearly every report shares does not tell one study from another, so the contrastive losses have little
-# reason to keep "no X" apart from "X". The same narrow cone lets a single class of images lead the queries
-# of most classes in the figure above.
+# has drawn the sentence embeddings into a narrower cone. Chapter 7 measures the same two numbers for every
+# loss of its grid, to show which term does it.
 #
 # The results are written to `run_dir/evaluation/` for the reproduction scoreboard (chapter 9).
 
