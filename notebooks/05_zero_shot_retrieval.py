@@ -68,7 +68,7 @@ from egma.datasets import read_chexpert_5x200, read_chexpert_8x200, read_rsna, r
 from egma.evaluation.encoding import DIFFERENT_FINDINGS, encode_image_files, statement_similarities
 from egma.evaluation.report import (estimate_pivot, retrieval_differences, with_baselines,
                                     zero_shot_differences)
-from egma.evaluation.retrieval import evaluate_retrieval, top_k_class_shares
+from egma.evaluation.retrieval import evaluate_retrieval, top_k_class_counts
 from egma.evaluation.zero_shot import SCORINGS, evaluate_zero_shot
 from egma.model import build_model, build_tokenizer
 from egma.prompts import (chexpert_5x200_prompts, chexpert_8x200_queries, finding_statement_pairs, rsna_prompts,
@@ -294,15 +294,15 @@ estimate_curves_figure(curves.assign(direction=curves.direction.str.replace("_",
 # %%
 top_k = 10
 class_names = list(retrieval["trained"].class_names)
-top_k_shares = {m: pd.DataFrame(top_k_class_shares(r.similarity.T, r.image_class, r.query_class, len(class_names),
+top_k_counts = {m: pd.DataFrame(top_k_class_counts(r.similarity.T, r.image_class, r.query_class, len(class_names),
                                                    top_k), index=class_names, columns=class_names)
                 for m, r in retrieval.items()}
-places = top_k * np.bincount(retrieval["trained"].query_class, minlength=len(class_names))[:, None]
-confusion_figure({m: shares * places for m, shares in top_k_shares.items()},
-                 title=f"Classes of the {top_k} best images of each query class's queries ({similarity_kind})",
+confusion_figure(top_k_counts, title=f"Classes of the {top_k} best images of each query class's queries "
+                                     f"({similarity_kind})",
                  y_title="query class", x_title="retrieved image class", text_format="%{text:.0f}",
                  height=430).show()
-for m, shares in top_k_shares.items():
+for m, counts in top_k_counts.items():
+    shares = counts.div(counts.sum(axis=1), axis=0)
     fill = shares.mean(axis=0)
     print(f"{m}: a query class's own images fill {np.diag(shares).mean():.0%} of its top-{top_k} places on average; "
           f"the class that fills most, {fill.idxmax()}, takes {fill.max():.0%} of all places and leads "

@@ -357,10 +357,9 @@ without_term = [v for v in loss_variants if "mlce" not in ABLATIONS[v]]
 print(f"two different findings, at full gaze: with the gaze term ({', '.join(with_term)}) "
       f"{text_spread[with_term].mean():.2f}, without it ({', '.join(without_term)}) {text_spread[without_term].mean():.2f}; "
       f"untrained {text_spread['untrained']:.2f}")
+fraction_of = {c.variant: c.gaze_fraction for c in cells}
 print("EGMA by share of studies with gaze: "
-      + ", ".join(f"{100 * c.gaze_fraction:g} % {text_spread[c.variant]:.2f}"
-                  for c in sorted({c for c in cells if c.loss == "egma" and c.seed == cells[0].seed},
-                                  key=lambda c: c.gaze_fraction)))
+      + ", ".join(f"{100 * fraction_of[v]:g} % {text_spread[v]:.2f}" for v in gaze_variants))
 text_space.to_csv(out / "text_space.csv", index=False)
 
 # %% [markdown]

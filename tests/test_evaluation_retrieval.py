@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from egma.evaluation.metrics import precision_at_k, relevance
-from egma.evaluation.retrieval import evaluate_retrieval, retrieval_table, top_k_class_shares
+from egma.evaluation.retrieval import evaluate_retrieval, retrieval_table, top_k_class_counts
 from fake_encoder import FakeModel, FakeTokenizer, multiclass_set
 
 CLASSES = ("No Finding", "Cardiomegaly", "Edema")
@@ -49,19 +49,19 @@ def test_end_to_end_fake_encoder_retrieves_its_class(tmp_path, scoring):
     assert result.similarity.shape == (12, 15)
 
 
-def test_top_k_class_shares_on_a_constructed_ranking_with_a_hub():
+def test_top_k_class_counts_on_a_constructed_ranking_with_a_hub():
     # 6 images: classes 0 0 1 1 2 2; image 4 (class 2) is first for every query
     image_class = np.array([0, 0, 1, 1, 2, 2])
     query_class = np.array([0, 1, 1])
     similarity = np.array([[0.5, 0.4, 0.0, 0.0, 0.9, 0.1],     # query of class 0: top 2 = images 4, 0
                            [0.0, 0.0, 0.6, 0.2, 0.9, 0.1],     # query of class 1: top 2 = images 4, 2
                            [0.0, 0.0, 0.3, 0.3, 0.9, 0.3]])    # class 1 again: 4, then a 3-way tie (2, 3, 5)
-    shares = top_k_class_shares(similarity, image_class, query_class, 3, k=2)
-    assert shares[0].tolist() == pytest.approx([1 / 2, 0, 1 / 2])
+    counts = top_k_class_counts(similarity, image_class, query_class, 3, k=2)
+    assert counts[0].tolist() == pytest.approx([1, 0, 1])
     # class 1: places of both queries pooled: image 4 twice (class 2), image 2 once, then 2/3 class 1, 1/3 class 2
-    assert shares[1].tolist() == pytest.approx([0, (1 + 2 / 3) / 4, (2 + 1 / 3) / 4])
-    assert shares[2].tolist() == pytest.approx([0, 0, 0])       # no query of class 2: an empty row
-    # the diagonal is the mean Precision@K of each class's queries
+    assert counts[1].tolist() == pytest.approx([0, 1 + 2 / 3, 2 + 1 / 3])
+    assert counts[2].tolist() == pytest.approx([0, 0, 0])       # no query of class 2: an empty row
+    # the diagonal over the row's places is the mean Precision@K of each class's queries
     p_at_2 = precision_at_k(similarity, relevance(query_class, image_class), 2)
-    assert shares[0, 0] == pytest.approx(p_at_2[0])
-    assert shares[1, 1] == pytest.approx(p_at_2[1:].mean())
+    assert counts[0, 0] / 2 == pytest.approx(p_at_2[0])
+    assert counts[1, 1] / 4 == pytest.approx(p_at_2[1:].mean())

@@ -8,10 +8,9 @@ from egma.batch import load_model_image
 from egma.config import get_preset
 from egma.datasets.downstream import DownstreamSet
 from egma.evaluation import zero_shot as zs
-from egma.evaluation.encoding import (DIFFERENT_FINDINGS, encode_image_files, encode_texts, paired_cosine,
-                                      statement_similarities)
+from egma.evaluation.encoding import DIFFERENT_FINDINGS, encode_image_files, encode_texts, statement_similarities
 from egma.model import build_model, build_tokenizer
-from egma.prompts import chexpert_5x200_prompts, finding_statement_pairs
+from egma.prompts import chexpert_5x200_prompts
 from fake_encoder import FakeModel, FakeTokenizer, multiclass_set, write_images
 
 CLASSES = ("Atelectasis", "Cardiomegaly", "Consolidation", "Edema", "Pleural Effusion")
@@ -104,27 +103,16 @@ def test_ci_model_runs_end_to_end_and_encoding_is_batch_invariant(tmp_path, ci_m
     assert not model.training
 
 
-def test_paired_cosine_is_the_dot_product_of_each_pair(ci_model):
-    model, tokenizer = ci_model
-    pairs = list(finding_statement_pairs().values()) + [("The heart is enlarged.", "The heart is enlarged.")]
-    got = paired_cosine(model, tokenizer, pairs, "cpu")
-    for (a, b), value in zip(pairs, got.tolist()):
-        emb = encode_texts(model, tokenizer, [a, b], "cpu")
-        assert value == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
-    assert got[-1].item() == pytest.approx(1.0, abs=1e-5)
-    assert (got[:-1] < 1 - 1e-4).all()      # different sentences, different vectors
-    swapped = paired_cosine(model, tokenizer, [(b, a) for a, b in pairs], "cpu")
-    assert torch.allclose(got, swapped, atol=1e-5)
-
-
 def test_statement_similarities_give_each_pair_and_the_mean_over_different_findings(ci_model):
     model, tokenizer = ci_model
     pairs = {"A": ("Heart is enlarged.", "Heart is not enlarged."), "B": ("Right effusion.", "No effusion."),
-             "C": ("Left pneumothorax.", "No pneumothorax.")}
+             "C": ("Left pneumothorax.", "Left pneumothorax.")}   # C: a sentence against itself
     table = statement_similarities(model, tokenizer, pairs, "cpu")
     assert list(table.index) == ["A", "B", "C", DIFFERENT_FINDINGS]
-    assert table[["A", "B", "C"]].tolist() == pytest.approx(paired_cosine(model, tokenizer, list(pairs.values()),
-                                                                          "cpu").tolist(), abs=1e-6)
+    for name, (a, b) in pairs.items():   # each sentence encoded on its own
+        emb = encode_texts(model, tokenizer, [a, b], "cpu")
+        assert table[name] == pytest.approx(float(emb[0] @ emb[1]), abs=1e-5)
+    assert table["C"] == pytest.approx(1.0, abs=1e-5) and table[["A", "B"]].max() < 1 - 1e-4
     affirmed = encode_texts(model, tokenizer, [a for a, _ in pairs.values()], "cpu")
     expected = float(affirmed[0] @ affirmed[1] + affirmed[0] @ affirmed[2] + affirmed[1] @ affirmed[2]) / 3
-    assert table[DIFFERENT_FINDINGS] == pytest.approx(expected, abs=1e-6)   # the diagonal (1s) is left out
+    assert table[DIFFERENT_FINDINGS] == pytest.approx(expected, abs=1e-5)   # the diagonal (1s) is left out

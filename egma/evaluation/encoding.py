@@ -95,22 +95,14 @@ def encode_texts(model: EGMAModel, tokenizer: PreTrainedTokenizerBase, texts: Se
     return torch.cat(out)
 
 
-def paired_cosine(model: EGMAModel, tokenizer: PreTrainedTokenizerBase, pairs: Sequence[tuple[str, str]],
-                  device: torch.device | str) -> torch.Tensor:
-    """(P,) cosine similarity of each pair of sentences in the model's joint embedding space."""
-    first, second = zip(*pairs)
-    return (encode_texts(model, tokenizer, first, device) * encode_texts(model, tokenizer, second, device)).sum(dim=1)
-
-
 DIFFERENT_FINDINGS = "two different findings (mean)"
 
 
 def statement_similarities(model: EGMAModel, tokenizer: PreTrainedTokenizerBase,
                            pairs: Mapping[str, tuple[str, str]], device: torch.device | str) -> pd.Series:
-    """How the text side places findings: per finding, the cosine of its (affirmed, negated) statements; and,
-    under DIFFERENT_FINDINGS, the mean cosine of the affirmed statements of two different findings (the scale:
-    a narrow cone of sentence embeddings puts everything close)."""
-    affirmed = encode_texts(model, tokenizer, [a for a, _ in pairs.values()], device)
+    """How the text side places findings, cosines in the model's joint space: per finding, of its (affirmed,
+    negated) statements; under DIFFERENT_FINDINGS, the mean over the affirmed statements of two different findings
+    (the scale: a narrow cone of sentence embeddings puts everything close)."""
+    affirmed, negated = (encode_texts(model, tokenizer, list(texts), device) for texts in zip(*pairs.values()))
     between = (affirmed @ affirmed.T)[~torch.eye(len(affirmed), dtype=torch.bool)].mean().item()
-    values = paired_cosine(model, tokenizer, list(pairs.values()), device).tolist()
-    return pd.Series(values + [between], index=[*pairs, DIFFERENT_FINDINGS])
+    return pd.Series((affirmed * negated).sum(dim=1).tolist() + [between], index=[*pairs, DIFFERENT_FINDINGS])

@@ -91,14 +91,13 @@ def evaluate_retrieval(model: EGMAModel, dataset: DownstreamSet, queries: Mappin
     return RetrievalResult(similarity, image_class, query_class, class_names, table)
 
 
-def top_k_class_shares(similarity, item_class, row_class, n_classes: int, k: int) -> np.ndarray:
-    """Which classes fill the top k: (row classes, item classes), row c = the share of the k best places of
-    class c's rows taken by each item class (ties shared as in Precision@K). Its diagonal is the rows' mean
-    Precision@K; a column that is large in every row is a hub that most rows retrieve whatever they ask.
+def top_k_class_counts(similarity, item_class, row_class, n_classes: int, k: int) -> np.ndarray:
+    """Which classes fill the top k: (row classes, item classes), entry [c, j] = how many of the k best places of
+    class c's rows hold items of class j, summed over those rows (ties shared as in Precision@K, so counts may
+    be fractional). Row c sums to k x its rows, and its diagonal over that sum is the rows' mean Precision@K; a
+    column that is large in every row is a hub that most rows retrieve whatever they ask.
 
     Text->image: `similarity` (queries, images), `item_class` the images' classes, `row_class` the queries'.
     """
-    item_class, row_class = np.asarray(item_class), np.asarray(row_class)
-    placed = top_k_weights(similarity, k) @ np.eye(n_classes)[item_class]   # (rows, classes), each row sums to k
-    per_class = np.eye(n_classes)[row_class].T @ placed
-    return per_class / np.maximum(per_class.sum(axis=1, keepdims=True), 1e-12)
+    placed = top_k_weights(similarity, k) @ np.eye(n_classes)[np.asarray(item_class)]   # (rows, classes)
+    return np.eye(n_classes)[np.asarray(row_class)].T @ placed
