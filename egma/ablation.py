@@ -163,6 +163,14 @@ def run_grid(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, cells: 
     return pd.DataFrame(rows)
 
 
+def scored_run(cfg: Preset, run_dir: str | Path, score_fn: Callable) -> pd.DataFrame:
+    """score_fn(model, record) of the best model in run_dir, after the validation balanced accuracy its checkpoint
+    was chosen by (task "validation")."""
+    model, record = training.trained_model(cfg, run_dir)
+    return pd.concat([pd.DataFrame([{"task": "validation", "metric": "balanced_accuracy",
+                                     "value": record["val_score"]}]), score_fn(model, record)], ignore_index=True)
+
+
 # A cell's saved scores. Before the validate split chose each model's scoring rule they were "scores.csv" (scored
 # with global, max); the new name keeps those from being read back as current.
 CELL_SCORES = "rule_scores.csv"
@@ -185,11 +193,7 @@ def score_grid(cfg: Preset, run_dir: str | Path, cells: Sequence[Cell], score_fn
         if not rescore and saved.is_file() and saved.stat().st_mtime >= model_file.stat().st_mtime:
             parts.append(pd.read_csv(saved))
             continue
-        model, record = training.trained_model(cell_config(cfg, cell), folder)
-        table = pd.concat([pd.DataFrame([{"task": "validation", "metric": "balanced_accuracy",
-                                          "value": record["val_score"]}]), score_fn(model, record)],
-                          ignore_index=True)
-        table = table.assign(variant=cell.variant, loss=cell.loss, gaze_fraction=cell.gaze_fraction, seed=cell.seed)
+        table = scored_run(cell_config(cfg, cell), folder, score_fn).assign(variant=cell.variant, loss=cell.loss, gaze_fraction=cell.gaze_fraction, seed=cell.seed)
         table.to_csv(saved, index=False)
         parts.append(table)
     scores = pd.concat(parts, ignore_index=True)

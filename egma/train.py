@@ -158,6 +158,7 @@ def check_run_folder(folder: Path, cfg: Preset, resume: bool) -> dict | None:
     saved = folder / "config.json"
     if not saved.is_file():
         raise CheckpointError(f"cannot resume: {saved} does not exist (no run was started in {folder})")
+    check_criterion(folder)
     diff = _differences(config_record(cfg), json.loads(saved.read_text()))
     if diff:
         raise ValueError(f"cannot resume {folder} with another configuration (saved -> now): " + "; ".join(diff))
@@ -446,6 +447,24 @@ def after_init(cfg: Preset, run_dir: str | Path) -> Preset:
                                train=dataclasses.replace(cfg.train, init_epochs=0))
 
 
+def _earlier_criterion(where: str) -> CheckpointError:
+    return CheckpointError(f"{where}: this run was validated by the earlier criterion (accuracy with the global-max "
+                           "rule), which names no scoring rule for the evaluation chapters; train it again (move the "
+                           "folder aside first) to choose by the validation balanced accuracy of every rule")
+
+
+def check_criterion(folder: str | Path) -> None:
+    """Refuse a run folder whose epoch records lack "val_by_scoring" (validated before every scoring rule was
+    recorded): the chapters that read a run back need each rule's scores."""
+    metrics = Path(folder) / METRICS
+    if not metrics.is_file():
+        return
+    for row, line in enumerate(metrics.read_text().splitlines(), start=1):
+        record = json.loads(line) if line.strip() else {}
+        if record.get("kind") == "epoch" and "val_by_scoring" not in record:
+            raise _earlier_criterion(f"{metrics}, line {row}")
+
+
 def finished(folder: str | Path, cfg: Preset) -> bool:
     """Whether the run in `folder` (a run's pretrain/) completed all cfg.train.epochs epochs."""
     metrics = Path(folder) / METRICS
@@ -465,6 +484,7 @@ def ensure_init(cfg: Preset, data_root: str | Path, run_dir: str | Path, *, resu
     if init is None:
         return None
     init_dir = Path(run_dir) / INIT_FOLDER
+    check_criterion(init_dir / TRAIN_FOLDER)
     if not (resume and finished(init_dir / TRAIN_FOLDER, init)):
         (train_fn or train)(init, data_root, init_dir,
                             resume=resume and (init_dir / TRAIN_FOLDER / "config.json").exists(),
@@ -489,10 +509,7 @@ def trained_model(cfg: Preset, run_dir: str | Path) -> tuple[EGMAModel, dict]:
     folder = Path(run_dir) / TRAIN_FOLDER
     best = load_best(folder)
     if "val_scoring" not in best["metrics"]:
-        raise CheckpointError(f"{folder / BEST_MODEL} was chosen by the earlier criterion (accuracy with the global-max "
-                              "rule), which names no scoring rule for the evaluation chapters; train it again "
-                              "(move the folder aside first) to choose by the validation balanced accuracy of "
-                              "every rule")
+        raise _earlier_criterion(str(folder / BEST_MODEL))
     model = build_model(dataclasses.replace(cfg.model, init_weights=None))  # the best weights replace any init
     model.load_state_dict(best["model"])
     return model.eval(), best["metrics"]

@@ -87,7 +87,7 @@ import torch
 from IPython.display import display
 from plotly.subplots import make_subplots
 
-from egma.ablation import ABLATION_FOLDER, cell_config, grid_cells, run_grid, score_grid
+from egma.ablation import ABLATION_FOLDER, cell_config, grid_cells, run_grid, score_grid, scored_run
 from egma.ablation_summary import (PAPER_5X200_ACCURACY, claims_table, paper_claims, reference_rows,
                                    seed_differences, summarise)
 from egma.ablation_tasks import PromptEncoder, baseline_scores, load_sets, score_model
@@ -174,7 +174,7 @@ for seed in cfg.ablation.seeds:
 untrained = pd.concat(untrained_parts, ignore_index=True)
 # The init stage every cell started from (the paper's "Baseline (MedCLIP init)" row): one model, no seeds.
 init = init_stage(cfg)
-init_scores = None if init is None else score(*trained_model(init, run_dir / INIT_FOLDER)).assign(
+init_scores = None if init is None else scored_run(init, run_dir / INIT_FOLDER, score).assign(
     variant="init", loss=init.loss.name, gaze_fraction=0.0, seed=init.train.seed)
 baselines = baseline_scores(sets, cfg.model.grid, np.random.default_rng(0), n_resamples)
 print(f"scored {len(cells)} models + {len(cfg.ablation.seeds)} untrained in "

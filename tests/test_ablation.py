@@ -68,8 +68,8 @@ class FakeTrain:
         folder.mkdir(parents=True, exist_ok=True)
         (folder / "config.json").write_text(json.dumps(training.config_record(cfg)))
         done = cfg.train.epochs if self.stop_after is None else self.stop_after
-        (folder / training.METRICS).write_text("".join(json.dumps({"kind": "epoch", "epoch": e}) + "\n"
-                                                       for e in range(done)))
+        epochs = [{"kind": "epoch", "epoch": e, "val_by_scoring": {}} for e in range(done)]
+        (folder / training.METRICS).write_text("".join(json.dumps(r) + "\n" for r in epochs))
         if done:
             (folder / BEST_MODEL).parent.mkdir(parents=True, exist_ok=True)
             (folder / BEST_MODEL).write_text("weights")

@@ -26,8 +26,8 @@ from egma.gaze.cache import GazeCacheMismatch
 from egma.phantom.generate import ensure_phantom
 from egma.model import build_model
 from egma.evaluation.zero_shot import SCORINGS
-from egma.train import (TRAIN_FOLDER, Progress, after_init, apply_overrides, init_stage, pretrain, train, trained_model,
-                        warmup_cosine)
+from egma.train import (INIT_FOLDER, METRICS, TRAIN_FOLDER, Progress, after_init, apply_overrides, check_criterion,
+                        ensure_init, init_stage, pretrain, train, trained_model, warmup_cosine)
 
 REPO = Path(__file__).resolve().parents[1]
 CI_ROOT = REPO / "data" / "phantom" / "ci"
@@ -292,5 +292,18 @@ def test_a_checkpoint_from_before_the_score_rename_still_resumes():
 def test_a_model_chosen_by_the_earlier_criterion_is_refused_by_name(tmp_path):
     folder = tmp_path / TRAIN_FOLDER
     save_best(folder, {}, {"epoch": 1, "val_accuracy": 0.4, "val_n": 93})
-    with pytest.raises(CheckpointError, match=r"model\.pt was chosen by the earlier criterion"):
+    with pytest.raises(CheckpointError, match=r"model\.pt: this run was validated by the earlier criterion"):
         trained_model(get_preset("ci"), tmp_path)
+
+
+def test_a_run_validated_by_the_earlier_criterion_is_refused_before_it_is_read_back(tmp_path):
+    cfg = get_preset("ci")
+    init_folder = tmp_path / INIT_FOLDER / TRAIN_FOLDER
+    init_folder.mkdir(parents=True)
+    (init_folder / METRICS).write_text(json.dumps({"kind": "step", "step": 1}) + "\n"
+                                       + json.dumps({"kind": "epoch", "epoch": 0, "val_accuracy": 0.4}) + "\n")
+    with pytest.raises(CheckpointError, match=r"metrics\.jsonl, line 2: this run was validated by the earlier"):
+        ensure_init(cfg, tmp_path, tmp_path, train_fn=lambda *a, **k: pytest.fail("must not train"))
+    # a run folder whose epochs carry every rule's scores passes
+    (init_folder / METRICS).write_text(json.dumps({"kind": "epoch", "epoch": 0, "val_by_scoring": {}}) + "\n")
+    check_criterion(init_folder)
