@@ -193,7 +193,8 @@ def score_grid(cfg: Preset, run_dir: str | Path, cells: Sequence[Cell], score_fn
         if not rescore and saved.is_file() and saved.stat().st_mtime >= model_file.stat().st_mtime:
             parts.append(pd.read_csv(saved))
             continue
-        table = scored_run(cell_config(cfg, cell), folder, score_fn).assign(variant=cell.variant, loss=cell.loss, gaze_fraction=cell.gaze_fraction, seed=cell.seed)
+        table = scored_run(cell_config(cfg, cell), folder, score_fn).assign(
+            variant=cell.variant, loss=cell.loss, gaze_fraction=cell.gaze_fraction, seed=cell.seed)
         table.to_csv(saved, index=False)
         parts.append(table)
     scores = pd.concat(parts, ignore_index=True)
