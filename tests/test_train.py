@@ -27,7 +27,8 @@ from egma.phantom.generate import ensure_phantom
 from egma.model import build_model
 from egma.evaluation.zero_shot import SCORINGS
 from egma.train import (INIT_FOLDER, METRICS, TRAIN_FOLDER, Progress, after_init, apply_overrides, check_criterion,
-                        ensure_init, init_stage, pretrain, train, trained_model, warmup_cosine)
+                        check_run_folder, config_record, ensure_init, init_stage, pretrain, train, trained_model,
+                        warmup_cosine)
 
 REPO = Path(__file__).resolve().parents[1]
 CI_ROOT = REPO / "data" / "phantom" / "ci"
@@ -304,6 +305,10 @@ def test_a_run_validated_by_the_earlier_criterion_is_refused_before_it_is_read_b
                                        + json.dumps({"kind": "epoch", "epoch": 0, "val_accuracy": 0.4}) + "\n")
     with pytest.raises(CheckpointError, match=r"metrics\.jsonl, line 2: this run was validated by the earlier"):
         ensure_init(cfg, tmp_path, tmp_path, train_fn=lambda *a, **k: pytest.fail("must not train"))
+    # resuming a stage reads its folder through check_run_folder, which refuses it as well
+    (init_folder / "config.json").write_text(json.dumps(config_record(cfg)))
+    with pytest.raises(CheckpointError, match=r"metrics\.jsonl, line 2: this run was validated by the earlier"):
+        check_run_folder(init_folder, cfg, resume=True)
     # a run folder whose epochs carry every rule's scores passes
     (init_folder / METRICS).write_text(json.dumps({"kind": "epoch", "epoch": 0, "val_by_scoring": {}}) + "\n")
     check_criterion(init_folder)
