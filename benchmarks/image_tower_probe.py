@@ -2,8 +2,8 @@
 
     python benchmarks/image_tower_probe.py --data-root data/phantom/ci [--epochs 15 --lr 1e-3 --seed 0]
 
-Trains each tower (the CI Swin that the CPU presets used before, and the half-width dilated ResNet-18 they use
-now; both give the 7x7 patch grid at 112 px) with a linear head on the training split of the phantom
+Trains each tower (the CI Swin that the CPU presets used before, and the half-width dilated ResNet-18 of the
+`ci` preset; both give the 7x7 patch grid at 112 px) with a linear head on the training split of the phantom
 MIMIC-Eye, multi-label binary cross-entropy on the five CheXpert 5x200 findings, and prints after every epoch
 the accuracy on the phantom CheXpert 5x200 set (chance 20 %). A diagnostic of learnability with labels, the
 upper end of what contrastive pretraining can reach on the same images: it chooses no checkpoint and no
@@ -57,7 +57,7 @@ def main() -> None:
     print(f"{len(studies)} training images, positives per class {dict(zip(CHEXPERT_5X200, labels.sum(0).tolist()))}; "
           f"5x200 set {len(test_y)} images")
     towers = {"CI Swin (3 stages, 24 wide)": dataclasses.replace(cfg, **CI_SWIN_IMAGE),
-              "ResNet-18 half width, output stride 16 (the CPU presets)": cfg}
+              "ResNet-18 half width, output stride 16 (the ci preset)": cfg}
     for name, tower in towers.items():
         torch.manual_seed(args.seed)
         model = Probe(tower)

@@ -382,10 +382,10 @@ print("trained above both baselines on:", ", ".join(f"{s} {m}" for s, m in above
 # image set's size, so its intervals stay wide: a gain of ten points can remain unresolved there while the
 # same model's image->text gain, measured over 1,600 images, is not; and when one class of images leads most
 # query classes' top 10 (the figure above), the queries of the other classes can reach only the places left.
-# Fourth, the CPU presets see 112-px images, at which most of the phantom's pneumothoraces (a thin rim of
-# pleural air, a few percent of the lung, as in SIIM's own masks) are hard to see at all: chapter 6 ends with
-# the benchmark that measures what a supervised model of the same size reaches on SIIM, at 112 px and at 224
-# px. The text side can fail the same finding from the other end. Where the table above puts a finding next to
+# Fourth, the phantom's pneumothoraces (a thin rim of pleural air, a few percent of the lung, as in SIIM's own
+# masks) are hard to see: at the `ci` preset's 112 px most are not visible at all, which is why `small` trains
+# at 224 px, and chapter 6 ends with the benchmark that measures what a supervised model of the same size
+# reaches on SIIM at a given image size. The text side can fail the same finding from the other end. Where the table above puts a finding next to
 # its absence, a prompt that names the finding is as close to the many reports that deny it as to the few that
 # assert it, so the pneumothorax prompts point at normal chests about as much as at pneumothoraces. Where the
 # trained column is above the untrained one, for the pairs and for two different findings alike, pretraining
