@@ -375,22 +375,22 @@ print("trained above both baselines on:", ", ".join(f"{s} {m}" for s, m in above
 # Four things to read off the tables whatever the numbers are. First, accuracy alone can flatter: on RSNA and
 # SIIM the majority class ("Normal") is right for most images, so a model that always says "Normal" scores a
 # high accuracy with a macro-F1 near 45 % and balanced accuracy and AUROC at 50 %; the paper's RSNA result
-# (76.97 % / 43.49 %) is exactly that pattern. Second, on the `ci` preset the image encoder is tiny and
-# starts random (the text tower is a fixed pretrained MiniLM), and it is pretrained for a few minutes on a
-# few hundred phantom studies, so any advantage is modest and the intervals are wide; the `small` and `paper`
-# presets run the same cells on 1,000-image sets. Third, text->image retrieval has 40 queries whatever the
-# image set's size, so its intervals stay wide: a gain of ten points can remain unresolved there while the
-# same model's image->text gain, measured over 1,600 images, is not; and when one class of images leads most
-# query classes' top 10 (the figure above), the queries of the other classes can reach only the places left.
-# Fourth, the phantom's pneumothoraces (a thin rim of pleural air, a few percent of the lung, as in SIIM's own
-# masks) are hard to see: at the `ci` preset's 112 px most are not visible at all, which is why `small` trains
-# at 224 px, and chapter 6 ends with the benchmark that measures what a supervised model of the same size
-# reaches on SIIM at a given image size. The text side can fail the same finding from the other end. Where the table above puts a finding next to
-# its absence, a prompt that names the finding is as close to the many reports that deny it as to the few that
-# assert it, so the pneumothorax prompts point at normal chests about as much as at pneumothoraces. Where the
-# trained column is above the untrained one, for the pairs and for two different findings alike, pretraining
-# has drawn the sentence embeddings into a narrower cone. Chapter 7 measures the same two numbers for every
-# loss of its grid, to show which term does it.
+# (76.97 % / 43.49 %) is exactly that pattern. Second, on the `ci` preset the image encoder is tiny and starts
+# random (the text tower is a fixed pretrained MiniLM), and it is pretrained for a few minutes on a few hundred
+# phantom studies, so any advantage is modest and the intervals are wide; the `small` and `paper` presets run
+# the same cells on sets of 1,000 images or more. Third, text->image retrieval has 40 queries whatever the
+# image set's size, so its intervals stay wide: a gain of ten points can remain unresolved there while the same
+# model's image->text gain, measured over 1,600 images, is not; and when one class of images leads most query
+# classes' top 10 (the figure above), the queries of the other classes can reach only the places left. Fourth,
+# the phantom's pneumothoraces (a thin rim of pleural air, a few percent of the lung, as in SIIM's own masks)
+# are hard to see: at the `ci` preset's 112 px most are not visible at all, which is why `small` trains at 224
+# px, and chapter 6 ends with the benchmark that measures what a supervised model of the same size reaches on
+# SIIM at a given image size. The text side can fail the same finding from the other end. Where the table above
+# puts a finding next to its absence, a prompt that names the finding is as close to the many reports that deny
+# it as to the few that assert it, so the pneumothorax prompts point at normal chests about as much as at
+# pneumothoraces. Where the trained column is above the untrained one, for the pairs and for two different
+# findings alike, pretraining has drawn the sentence embeddings into a narrower cone. Chapter 7 measures the
+# same two numbers for every loss of its grid, to show which term does it.
 #
 # The results are written to `run_dir/evaluation/` for the reproduction scoreboard (chapter 9).
 
