@@ -148,8 +148,9 @@ class Preset:
 
 
 # The CPU presets train their image tower from scratch on a few hundred to a few thousand images, where a
-# ConvNet learns and a Swin does not (benchmarks/image_tower_probe.py). Both keep the paper's 7x7 patch grid, so
-# gaze labels have one shape everywhere (BatchNorm statistics are over the global batch: egma.global_batchnorm).
+# ConvNet learns and a Swin does not (benchmarks/image_tower_probe.py). Both towers keep the paper's 7x7 patch
+# grid, so gaze labels have one shape everywhere (BatchNorm statistics are over the global batch:
+# egma.global_batchnorm). The text tower is the installed MiniLM, frozen.
 # `ci`: a half-width ResNet-18 whose last stage is dilated (output stride 16), 7x7 at 112 px, for speed.
 CPU_IMAGE = dict(image_encoder="resnet18", image_size=112, cnn_channels=(32, 64, 128, 256), cnn_output_stride=16)
 # `small`: a quarter-width ResNet-18 at 224 px (output stride 32, 7x7), about the same FLOPs per image (0.50 G
