@@ -101,8 +101,8 @@ class SentenceEncoder(nn.Module):
 
     A frozen tower (no trainable parameter, eval mode) gives every sentence the same vector each time, so the
     vectors of up to `memo_size` distinct sentences (keyed by their token ids) are remembered and only unseen
-    sentences go through the transformer: a report corpus repeats its sentences (the phantom's 18,213 sentences
-    are 1,718 distinct ones). Loading weights empties the memo.
+    sentences go through the transformer, each alone: a report corpus repeats its sentences (the phantom's 18,213
+    sentences are 1,718 distinct ones). Loading weights empties the memo.
     """
 
     def __init__(self, bert: nn.Module, pool_layers: int, memo_size: int = 0):
@@ -120,15 +120,13 @@ class SentenceEncoder(nn.Module):
             return self._encode(input_ids, attention_mask)
         keys = [tuple(i for i, real in zip(ids, mask) if real)
                 for ids, mask in zip(input_ids.tolist(), attention_mask.tolist())]
-        unseen: dict[tuple[int, ...], int] = {}   # each unseen sentence once (its first row), however often it occurs
-        for k, key in enumerate(keys):
-            if key not in self.memo:
-                unseen.setdefault(key, k)
-        fresh: dict[tuple[int, ...], torch.Tensor] = {}
-        if unseen:
-            rows = torch.tensor(list(unseen.values()), device=input_ids.device)
-            fresh = dict(zip(unseen, self._encode(input_ids[rows], attention_mask[rows]).float()))
-            self.memo.update(itertools.islice(fresh.items(), max(self.memo_size - len(self.memo), 0)))
+        # Each unseen sentence once, encoded alone and unpadded: a batch's padding and shape change the rounding, so
+        # a vector computed inside a batch would depend on which batch first brought the sentence, and a run
+        # resumed from a checkpoint (empty memo) would drift from the uninterrupted run.
+        fresh = {key: self._encode(torch.tensor([key], device=input_ids.device),
+                                   torch.ones(1, len(key), dtype=attention_mask.dtype, device=input_ids.device))[0]
+                 .float() for key in dict.fromkeys(keys) if key not in self.memo}
+        self.memo.update(itertools.islice(fresh.items(), max(self.memo_size - len(self.memo), 0)))
         return torch.stack([fresh[key] if key in fresh else self.memo[key] for key in keys]).to(input_ids.device)
 
     def _encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:

@@ -282,3 +282,16 @@ def _encode_inputs(model, tokenizer, cfg):
     tokens = tokenize_reports(tokenizer, [["Heart size is normal.", "No effusion."], ["Mild cardiomegaly."]],
                               cfg.max_tokens)
     return images, tokens["input_ids"], tokens["attention_mask"], tokens["sentence_study"]
+
+
+def test_a_remembered_sentence_vector_does_not_depend_on_the_batch_that_brought_it(ci):
+    """Exact equality: a resumed run starts with an empty memo and must rebuild the same vectors."""
+    cfg, tokenizer, model = ci
+    short, long = "Heart normal.", "Moderate bilateral pleural effusions with adjacent basilar atelectasis are seen."
+    vectors = []
+    for batch in ([short], [long, short]):
+        model.text.memo.clear()
+        tokens = tokenizer(batch, padding=True, return_tensors="pt")
+        with torch.no_grad():
+            vectors.append(model.text(tokens["input_ids"], tokens["attention_mask"])[-1])
+    assert torch.equal(vectors[0], vectors[1])
