@@ -170,7 +170,7 @@ PRESETS: dict[str, Preset] = {
     "ci": Preset("ci", model=CI_MODEL, train=TrainConfig(epochs=3, batch_size=16, lr=5e-4, init_epochs=3),
                  ablation=AblationConfig(gaze_fractions=(0.0, 0.1, 1.0), epochs=2)),
     # The published book's preset: its whole run (phantom, every chapter, the HTML) is meant to fit in 2 hours on
-    # 2 CPU cores (README: 70 min at 112 px, about 95 expected at 224), so chapter 7's cells (the whole grid:
+    # 2 CPU cores (README: 70 min at 112 px, about 105 expected at 224), so chapter 7's cells (the whole grid:
     # 6 losses, 6 gaze fractions, 3 seeds) fine-tune the init one epoch each.
     # Eight init epochs, not three: the init's validation score was still rising at three, and every model of
     # chapters 4-8 starts from it. SIIM has 3,000 images so that its 15 % test split holds about 100 positives
